@@ -1,0 +1,9 @@
+"""Analysis: what a measurement holds, how a judge reads it, how an analysis run adds up.
+
+Providers (simulated, Prometheus, HTTP probe) produce :class:`Measurement`; judges turn one
+into a verdict; :mod:`deploysim.analysis.run` applies Argo Rollouts' limits to the verdicts.
+"""
+
+from deploysim.analysis.measurement import Measurement, VersionWindow
+
+__all__ = ["Measurement", "VersionWindow"]

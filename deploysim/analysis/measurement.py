@@ -1,0 +1,59 @@
+"""What one measurement of the two versions holds, whatever provider took it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VersionWindow:
+    """One version's requests over a window, with per-bin series for judges that compare.
+
+    ``series_*`` hold one value per bin of the window (e.g. every 10 s), so a judge such as
+    Mann-Whitney can compare the candidate's distribution against the baseline's.
+    """
+
+    requests: int = 0
+    errors: int = 0
+    latency_p50: float = math.nan
+    latency_p95: float = math.nan
+    latency_p99: float = math.nan
+    seconds: float = 0.0
+    series_requests: tuple[int, ...] = ()
+    series_errors: tuple[int, ...] = ()
+    series_latency_p99: tuple[float, ...] = ()
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else math.nan
+
+    @property
+    def request_rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else math.nan
+
+    def value(self, metric: str) -> float:
+        """A metric by its name in checks: error_rate, latency_p50/p95/p99, request_rate."""
+        return float(getattr(self, metric))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Both versions over [start, end]; ``error`` set when the provider could not answer."""
+
+    start: float
+    end: float
+    versions: dict[str, VersionWindow] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def candidate(self) -> VersionWindow:
+        return self.versions.get("candidate", VersionWindow())
+
+    @property
+    def baseline(self) -> VersionWindow:
+        return self.versions.get("stable", VersionWindow())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,106 @@
+"""An analysis run as plain data, and the pure rules that advance it (Argo Rollouts' limits).
+
+A run is a dict so the controller's status stays JSON and can be stored on a cluster:
+
+>>> from deploysim.plan import AnalysisSpec, Check
+>>> spec = AnalysisSpec(interval=60, count=2, checks=(Check("error_rate", max=0.01),))
+>>> run = start_run(spec, now=0.0)
+>>> run["next_at"], run["phase"]
+(60.0, 'Running')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from deploysim.analysis.judges import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL, get_judge
+from deploysim.analysis.measurement import Measurement
+from deploysim.plan import AnalysisSpec
+
+RUNNING = "Running"
+TERMINAL = (SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR)
+
+
+def start_run(spec: AnalysisSpec, now: float) -> dict[str, Any]:
+    """A new run. Each measurement covers the interval before it, so the first is taken
+    one interval after ``initial_delay`` (a window of data, not an empty one)."""
+    return {
+        "name": spec.name,
+        "phase": RUNNING,
+        "started_at": now,
+        "next_at": now + spec.initial_delay + spec.interval,
+        "window_start": now + spec.initial_delay,
+        "taken": 0,
+        "failed": 0,
+        "inconclusive": 0,
+        "consecutive_errors": 0,
+        "errors": 0,
+        "measurements": [],
+        "judge_state": {},
+        "message": "",
+    }
+
+
+def is_due(run: dict[str, Any], now: float) -> bool:
+    return run["phase"] == RUNNING and now + 1e-9 >= run["next_at"]
+
+
+def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) -> dict[str, Any]:
+    """The run after one more measurement.
+
+    - a provider error counts toward ``consecutive_error_limit``; more than the limit in a
+      row makes the run Error (Argo's default limit is 4);
+    - a failed measurement counts toward ``failure_limit``; more than the limit fails the
+      run (-1 never fails);
+    - an inconclusive one counts toward ``inconclusive_limit``; more makes it Inconclusive;
+    - after ``count`` judged measurements with none of these, the run is Successful.
+    ``dry_run`` records verdicts but never fails the run.
+    """
+    run = {**run, "measurements": list(run["measurements"])}
+    run["next_at"] = m.end + spec.interval
+    run["window_start"] = m.end
+    if m.error is not None:
+        run["errors"] += 1
+        run["consecutive_errors"] += 1
+        entry = {"at": m.end, "phase": ERROR, "reason": m.error, "values": {}}
+        run["measurements"].append(entry)
+        if run["consecutive_errors"] > spec.consecutive_error_limit:
+            run["phase"] = ERROR
+            run["message"] = (
+                f"{run['consecutive_errors']} consecutive provider errors "
+                f"(limit {spec.consecutive_error_limit}): {m.error}"
+            )
+        return run
+
+    verdict = get_judge(spec.judge)(spec, m, run["judge_state"])
+    run["judge_state"] = verdict.state
+    run["consecutive_errors"] = 0
+    run["taken"] += 1
+    values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in verdict.values.items()}
+    run["measurements"].append(
+        {"at": m.end, "start": m.start, "phase": verdict.phase, "reason": verdict.reason, "values": values}
+    )
+    if verdict.phase == FAILED:
+        run["failed"] += 1
+    elif verdict.phase == INCONCLUSIVE:
+        run["inconclusive"] += 1
+
+    if not spec.dry_run:
+        if spec.failure_limit >= 0 and run["failed"] > spec.failure_limit:
+            run["phase"] = FAILED
+            run["message"] = (
+                f"{run['failed']} failed measurements (limit {spec.failure_limit}): {verdict.reason}"
+            )
+            return run
+        if run["inconclusive"] > spec.inconclusive_limit:
+            run["phase"] = INCONCLUSIVE
+            run["message"] = (
+                f"{run['inconclusive']} inconclusive measurements "
+                f"(limit {spec.inconclusive_limit}): {verdict.reason}"
+            )
+            return run
+    if spec.count is not None and run["taken"] >= spec.count:
+        run["phase"] = SUCCESSFUL
+        run["message"] = f"{run['taken']} measurements, {run['failed']} failed"
+    return run

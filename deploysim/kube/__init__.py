@@ -1,0 +1,1 @@
+"""The real world: a Kubernetes cluster reached through the official client."""

@@ -1,0 +1,238 @@
+"""The step vocabulary every strategy compiles to, and both worlds execute.
+
+A :class:`Plan` is plain, frozen data: strategies build it (``deploysim.strategies``), the
+controller walks it (``deploysim.controller``), the simulated and the real world carry out
+the actions it leads to. Nothing here knows about SimPy or Kubernetes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from deploysim.scenario import format_duration
+
+MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", "request_rate"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A metric on the candidate must stay within [min, max] (None = unbounded)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    def describe(self) -> str:
+        bounds = []
+        if self.min is not None:
+            bounds.append(f">= {self.min:g}")
+        if self.max is not None:
+            bounds.append(f"<= {self.max:g}")
+        return f"{self.metric} {' and '.join(bounds)}"
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """How one analysis runs: Argo Rollouts' AnalysisTemplate semantics.
+
+    ``count`` measurements, one every ``interval`` seconds after ``initial_delay``. The run
+    fails when failed measurements exceed ``failure_limit`` (-1 never fails), errors when
+    consecutive provider errors exceed ``consecutive_error_limit``, and is inconclusive when
+    inconclusive measurements exceed ``inconclusive_limit``.
+    """
+
+    name: str = "analysis"
+    interval: float = 60.0
+    count: int | None = 5
+    initial_delay: float = 0.0
+    failure_limit: int = 0
+    inconclusive_limit: int = 0
+    consecutive_error_limit: int = 4
+    min_requests: int = 0
+    judge: str = "threshold"
+    dry_run: bool = False
+    checks: tuple[Check, ...] = ()
+    not_simulated: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        count = "indefinitely" if self.count is None else f"{self.count}x"
+        checks = ", ".join(c.describe() for c in self.checks) or "no checks"
+        dry = " (dry run)" if self.dry_run else ""
+        return (
+            f"{self.judge} analysis '{self.name}' {count} every {format_duration(self.interval)}"
+            f" on {checks}, failure limit {self.failure_limit}{dry}"
+        )
+
+    @property
+    def expected_seconds(self) -> float | None:
+        if self.count is None:
+            return None
+        return self.initial_delay + self.interval * self.count
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Route ``weight`` % of requests to the candidate (and scale it to match)."""
+
+    weight: int
+    kind: str = field(default="set_weight", init=False)
+
+    def describe(self) -> str:
+        return f"set weight to {self.weight}%"
+
+
+@dataclass(frozen=True)
+class SetCanaryScale:
+    """Scale the candidate to ``percent`` % of replicas without changing the weight."""
+
+    percent: int
+    kind: str = field(default="set_canary_scale", init=False)
+
+    def describe(self) -> str:
+        return f"scale candidate to {self.percent}% of replicas"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Hold for ``seconds``; ``None`` is a manual gate that waits for approval."""
+
+    seconds: float | None
+    kind: str = field(default="pause", init=False)
+
+    def describe(self) -> str:
+        if self.seconds is None:
+            return "pause until approved (manual gate)"
+        return f"pause {format_duration(self.seconds)}"
+
+
+@dataclass(frozen=True)
+class Analyze:
+    """Run an analysis to its end before going on; failure aborts the rollout."""
+
+    analysis: AnalysisSpec
+    kind: str = field(default="analyze", init=False)
+
+    def describe(self) -> str:
+        return self.analysis.describe()
+
+
+@dataclass(frozen=True)
+class RollingUpdate:
+    """Change the Deployment's template; the Deployment controller replaces pods in turn."""
+
+    kind: str = field(default="rolling_update", init=False)
+
+    def describe(self) -> str:
+        return "rolling update to the candidate"
+
+
+@dataclass(frozen=True)
+class Recreate:
+    """Stop every stable pod, then start the candidate's."""
+
+    kind: str = field(default="recreate", init=False)
+
+    def describe(self) -> str:
+        return "scale stable to 0, then start the candidate"
+
+
+@dataclass(frozen=True)
+class ScaleCandidate:
+    """Blue-green: bring the idle colour (the candidate) to ``replicas`` pods."""
+
+    replicas: int
+    kind: str = field(default="scale_candidate", init=False)
+
+    def describe(self) -> str:
+        return f"scale the candidate (preview colour) to {self.replicas} pods"
+
+
+@dataclass(frozen=True)
+class SwitchTraffic:
+    """Blue-green: switch all traffic to the candidate at once."""
+
+    kind: str = field(default="switch_traffic", init=False)
+
+    def describe(self) -> str:
+        return "switch the active service to the candidate"
+
+
+@dataclass(frozen=True)
+class ScaleDownStable:
+    """Scale the stable version to 0 after ``delay`` seconds (blue-green's scale-down delay)."""
+
+    delay: float = 0.0
+    kind: str = field(default="scale_down_stable", init=False)
+
+    def describe(self) -> str:
+        if self.delay:
+            return f"keep the old colour {format_duration(self.delay)}, then scale it down"
+        return "scale the stable version down"
+
+
+Step = (
+    SetWeight
+    | SetCanaryScale
+    | Pause
+    | Analyze
+    | RollingUpdate
+    | Recreate
+    | ScaleCandidate
+    | SwitchTraffic
+    | ScaleDownStable
+)
+
+RoutingMode = Literal["replica_ratio", "router", "active"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered list of steps, and what holds through all of them.
+
+    ``routing``: how the world splits traffic between versions: by ready replicas
+    (``replica_ratio``, no traffic router), by exact weights (``router``) or all to one
+    colour (``active``, blue-green). ``background`` analysis runs from step
+    ``background_start`` until the rollout ends.
+    """
+
+    strategy: str
+    replicas: int
+    steps: tuple[Step, ...]
+    routing: RoutingMode = "replica_ratio"
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
+    min_ready_seconds: float = 0.0
+    progress_deadline_seconds: float = 600.0
+    progress_deadline_abort: bool = True
+    background: AnalysisSpec | None = None
+    background_start: int = 0
+    scale_down_delay: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        """The plan in plain words, one line per step."""
+        lines = [
+            f"{self.strategy} rollout of {self.replicas} replicas, routing by {self.routing.replace('_', ' ')}"
+        ]
+        if self.strategy in ("rolling", "canary"):
+            lines.append(
+                f"  surge {self.max_surge}, unavailable {self.max_unavailable}, "
+                f"min ready {format_duration(self.min_ready_seconds)}, "
+                f"progress deadline {format_duration(self.progress_deadline_seconds)}"
+            )
+        for i, step in enumerate(self.steps):
+            lines.append(f"  {i + 1}. {step.describe()}")
+        if self.background is not None:
+            lines.append(
+                f"  in the background from step {self.background_start + 1}: {self.background.describe()}"
+            )
+        for warning in self.warnings:
+            lines.append(f"  warning: {warning}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

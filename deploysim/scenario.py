@@ -1,0 +1,468 @@
+"""Validated rehearsal inputs: the scenario file, ``--set a.b=c`` overrides and durations.
+
+A scenario says what the world looks like (traffic, pods, the two versions, faults) and how
+the rollout is to be done (strategy, analysis). Everything is checked on load; a bad value
+raises :class:`~deploysim.errors.ScenarioError` naming the key, the value and what is allowed.
+
+>>> parse_duration("1h30m")
+5400.0
+>>> s = load_scenario(overrides=["replicas=4", "strategy.kind=rolling"])
+>>> (s.replicas, s.strategy.kind)
+(4, 'rolling')
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from deploysim.errors import ScenarioError
+
+# --- durations -------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HELP = "a duration like 30s, 5m, 1h or 1h30m (a bare number is seconds)"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30s``, ``5m``, ``1h30m``, ``250ms`` or a bare number of seconds.
+
+    >>> parse_duration("5m"), parse_duration(10), parse_duration("2.5s")
+    (300.0, 10.0, 2.5)
+    """
+    if isinstance(value, bool):
+        raise ValueError(DURATION_HELP)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(DURATION_HELP)
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            raise ValueError(DURATION_HELP)
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(DURATION_HELP)
+    return total
+
+
+def format_duration(seconds: float | None) -> str:
+    """The inverse of :func:`parse_duration`, for plain-words output (``90`` -> ``1m30s``)."""
+    if seconds is None:
+        return "until approved"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:g}s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{int(n)}{unit}")
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _int_or_percent(value: Any) -> int | str:
+    """maxSurge / maxUnavailable: a whole number of pods or a percentage string like ``25%``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number of pods or a percentage like 25%")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        if re.fullmatch(r"\d+%", text):
+            if int(text[:-1]) > 100:
+                raise ValueError("a percentage must be between 0% and 100%")
+            return text
+    raise ValueError("must be a whole number of pods or a percentage like 25%")
+
+
+IntOrPercent = Annotated[int | str, BeforeValidator(_int_or_percent)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --- the world -------------------------------------------------------------------------------
+
+
+class Traffic(_Model):
+    rps: float = Field(200.0, gt=0, description="mean requests per second")
+    shape: Literal["constant", "diurnal", "step", "trace"] = "constant"
+    peak_factor: float = Field(2.0, ge=1.0, description="diurnal: peak rps / mean rps")
+    period: Duration = Field(86400.0, gt=0, description="diurnal: length of one cycle")
+    peak_at: Duration = Field(3600.0, description="diurnal: time of the peak after start")
+    step_at: Duration = Field(1800.0, description="step: when the rate changes")
+    step_factor: float = Field(2.0, gt=0, description="step: rate after step_at / rps")
+    trace: str | None = Field(None, description="trace: CSV file of timestamp,rps")
+
+    @model_validator(mode="after")
+    def _trace_needs_file(self) -> Traffic:
+        if self.shape == "trace" and not self.trace:
+            raise ValueError("traffic.shape 'trace' needs traffic.trace, a CSV of timestamp,rps")
+        return self
+
+
+class Pod(_Model):
+    startup: Duration = Field(10.0, description="time from scheduled to ready")
+    startup_jitter: Duration = Field(2.0, description="uniform jitter added to startup")
+    termination: Duration = Field(5.0, description="graceful termination time")
+    capacity_rps: float = Field(50.0, gt=0, description="requests per second one pod serves")
+    latency_ms: float = Field(40.0, gt=0, description="median latency at low load")
+
+
+class Version(_Model):
+    image: str = "app:v1"
+    error_rate: Fraction = 0.001
+    latency_ms: float | None = Field(None, gt=0, description="median latency; pod.latency_ms if unset")
+    latency_sigma: float = Field(0.5, gt=0, description="log-normal spread of latency")
+    crash_rate_per_hour: float = Field(0.0, ge=0)
+    never_ready: bool = False
+
+
+class Fault(_Model):
+    kind: Literal["node_failure", "dependency_outage", "metrics_outage"]
+    at: Duration
+    duration: Duration = Field(300.0, description="outage windows: how long it lasts")
+    node: int = Field(0, ge=0, description="node_failure: which node (0-based)")
+    error_rate: Fraction = Field(1.0, description="dependency_outage: share of requests failing")
+
+
+class Nodes(_Model):
+    count: int | None = Field(None, ge=1, description="nodes; enough for two colours if unset")
+    pods_per_node: int = Field(30, ge=1)
+
+
+# --- how to roll out -------------------------------------------------------------------------
+
+MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", "request_rate"]
+
+
+class Check(_Model):
+    """One metric check on the candidate: the measurement fails when it is outside [min, max]."""
+
+    metric: MetricName
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Check:
+        if self.max is None and self.min is None:
+            raise ValueError(f"check on {self.metric} needs max or min")
+        return self
+
+
+JudgeName = Literal["threshold", "mann_whitney", "sequential"]
+
+
+class Analysis(_Model):
+    interval: Duration = Field(60.0, gt=0)
+    count: int = Field(5, ge=1)
+    initial_delay: Duration = 0.0
+    failure_limit: int = Field(0, ge=-1)
+    inconclusive_limit: int = Field(0, ge=0)
+    consecutive_error_limit: int = Field(4, ge=0)
+    min_requests: int = Field(0, ge=0, description="fewer candidate requests is inconclusive")
+    judge: JudgeName = "threshold"
+    dry_run: bool = False
+    checks: list[Check] = Field(
+        default_factory=lambda: [
+            Check(metric="error_rate", max=0.01),
+            Check(metric="latency_p99", max=500.0),
+        ]
+    )
+
+
+class CanaryStep(_Model):
+    """One canary step: exactly one of set_weight, pause, analysis or set_canary_scale.
+
+    ``pause: 5m`` holds for five minutes; ``pause:`` with no value (or ``null``) is a manual
+    gate that waits for approval.
+    """
+
+    set_weight: int | None = Field(None, ge=0, le=100)
+    pause: Duration | None = Field(None, description="a duration, or none for a manual gate")
+    analysis: bool = False
+    set_canary_scale: int | None = Field(None, ge=0, le=100, description="canary pods as % of replicas")
+
+    @property
+    def is_pause(self) -> bool:
+        return "pause" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _one_thing(self) -> CanaryStep:
+        chosen = [
+            self.set_weight is not None,
+            self.is_pause,
+            self.analysis,
+            self.set_canary_scale is not None,
+        ]
+        if sum(chosen) != 1:
+            raise ValueError("each step is exactly one of set_weight, pause, analysis, set_canary_scale")
+        return self
+
+
+def _default_steps() -> list[CanaryStep]:
+    steps: list[CanaryStep] = []
+    for weight in (5, 25, 50):
+        steps.append(CanaryStep(set_weight=weight))
+        steps.append(CanaryStep(pause=300.0))
+        steps.append(CanaryStep(analysis=True))
+    steps.append(CanaryStep(set_weight=100))
+    return steps
+
+
+StrategyKind = Literal["rolling", "canary", "blue-green", "recreate"]
+STRATEGY_KINDS: tuple[str, ...] = ("rolling", "canary", "blue-green", "recreate")
+
+
+class Strategy(_Model):
+    """The strategy and its own fields; fields of other strategies are ignored by this one."""
+
+    kind: StrategyKind = "canary"
+    # rolling (also the canary's surge rules)
+    max_surge: IntOrPercent = 1
+    max_unavailable: IntOrPercent = 1
+    min_ready_seconds: Duration = 0.0
+    progress_deadline_seconds: Duration = Field(600.0, gt=0)
+    background_analysis: bool = Field(True, description="rolling/recreate: analyse while rolling")
+    # canary
+    steps: list[CanaryStep] = Field(default_factory=_default_steps)
+    traffic_router: bool = Field(True, description="canary: exact weights through a router")
+    # blue-green
+    preview_replicas: int | None = Field(None, ge=0)
+    auto_promotion_seconds: Duration | None = Field(0.0, description="none: wait for approval")
+    scale_down_delay_seconds: Duration = 30.0
+    preview_rps: float = Field(20.0, ge=0, description="blue-green: test traffic to the preview")
+    pre_promotion_analysis: bool = True
+    post_promotion_analysis: bool = True
+
+    @model_validator(mode="after")
+    def _deadline_after_min_ready(self) -> Strategy:
+        if self.progress_deadline_seconds <= self.min_ready_seconds:
+            raise ValueError("progress_deadline_seconds must be greater than min_ready_seconds")
+        return self
+
+
+class SLO(_Model):
+    target: float = Field(0.999, gt=0, lt=1)
+    window: Duration = Field(30 * 86400.0, gt=0)
+
+
+class Scenario(_Model):
+    service: str = Field("checkout", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    replicas: int = Field(10, ge=1, le=100_000)
+    seed: int = Field(1, ge=0)
+    duration: Duration = Field(7200.0, gt=0, description="simulated time")
+    start_at: Duration = Field(60.0, ge=0, description="when the rollout starts")
+    resolution: Duration = Field(10.0, gt=0, description="timeline bin length")
+    controller_interval: Duration = Field(5.0, gt=0, description="how often the controller looks")
+    traffic: Traffic = Field(default_factory=Traffic)
+    pod: Pod = Field(default_factory=Pod)
+    nodes: Nodes = Field(default_factory=Nodes)
+    stable: Version = Field(default_factory=lambda: Version(image="app:v1"))
+    candidate: Version = Field(default_factory=lambda: Version(image="app:v2"))
+    faults: list[Fault] = Field(default_factory=list)
+    strategy: Strategy = Field(default_factory=Strategy)
+    analysis: Analysis = Field(default_factory=Analysis)
+    slo: SLO = Field(default_factory=SLO)
+    approve: str = Field("auto", description="manual gates: auto, never, or a duration")
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _approve(cls, value: Any) -> str:
+        if value in ("auto", "never"):
+            return value
+        try:
+            parse_duration(value)
+        except ValueError:
+            raise ValueError("must be auto, never, or a duration like 10m") from None
+        return str(value)
+
+    @property
+    def nodes_count(self) -> int:
+        """Nodes in the simulated cluster: room for two full colours unless set."""
+        if self.nodes.count is not None:
+            return self.nodes.count
+        return max(1, -(-2 * self.replicas // self.nodes.pods_per_node) + 1)
+
+    def approve_after(self) -> float | None:
+        """Seconds after which a manual gate is approved; None never approves."""
+        if self.approve == "never":
+            return None
+        if self.approve == "auto":
+            return 0.0
+        return parse_duration(self.approve)
+
+    def with_strategy(self, kind: str) -> Scenario:
+        """A copy with another strategy kind, keeping every other field."""
+        return self.model_copy(update={"strategy": self.strategy.model_copy(update={"kind": kind})})
+
+    def with_healthy_candidate(self) -> Scenario:
+        """A copy whose candidate behaves exactly like the stable version (for false rollbacks)."""
+        healthy = self.stable.model_copy(update={"image": self.candidate.image})
+        return self.model_copy(update={"candidate": healthy})
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data that validates back to the same scenario (JSON types only)."""
+        data = self.model_dump(mode="json")
+        data["strategy"]["steps"] = [st.model_dump(mode="json", exclude_unset=True) for st in self.strategy.steps]
+        return data
+
+    def with_seed(self, seed: int) -> Scenario:
+        return self.model_copy(update={"seed": seed})
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def _allowed_for(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key; see the scenario reference in README.md for the keys allowed"
+    if kind == "literal_error":
+        return f"allowed: {ctx.get('expected', '')}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {
+            "greater_than": "greater than",
+            "greater_than_equal": "at least",
+            "less_than": "less than",
+            "less_than_equal": "at most",
+        }
+        bound = next(iter(ctx.values())) if ctx else ""
+        return f"must be {words[kind]} {bound}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind.endswith("_parsing") or kind.endswith("_type"):
+        return f"expected {error['msg'].lower().replace('input should be ', '')}"
+    return error["msg"]
+
+
+_BRANCH_TAGS = {"int", "str", "float", "bool", "none", "list", "dict"}
+
+
+def _is_branch_tag(part: str) -> bool:
+    return part in _BRANCH_TAGS or "[" in part or part.startswith(("function-", "constrained-"))
+
+
+def scenario_error(exc: ValidationError, source: str | None = None) -> ScenarioError:
+    """The first validation error, as one line naming key, value and what is allowed."""
+    error = exc.errors(include_url=False)[0]
+    # pydantic puts union/annotated branch tags in loc; keep only field names and indexes
+    loc = [str(p) for p in error["loc"] if not _is_branch_tag(str(p))]
+    key = ".".join(loc) or "scenario"
+    value = error.get("input")
+    if error["type"] == "missing":
+        value = None
+    return ScenarioError(key, value, _allowed_for(error), source)
+
+
+def _parse_scalar(text: str) -> Any:
+    """A ``--set`` value as YAML reads it (numbers, booleans, null, lists), else the string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides to nested scenario data; list items by index (``faults.0.at``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError("--set", item, "expected key=value, e.g. --set replicas=20")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            nxt_is_index = parts[i + 1].isdigit()
+            if isinstance(node, list):
+                idx = int(part)
+                while len(node) <= idx:
+                    node.append({})
+                node = node[idx]
+                continue
+            if part not in node or node[part] is None:
+                node[part] = [] if nxt_is_index else {}
+            node = node[part]
+        last = parts[-1]
+        value = _parse_scalar(raw)
+        if isinstance(node, list):
+            idx = int(last)
+            while len(node) <= idx:
+                node.append({})
+            node[idx] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ScenarioError(key, raw, f"{'.'.join(parts[:-1])} is not a mapping")
+    return data
+
+
+def default_scenario_path() -> Path:
+    """The built-in default scenario shipped with the package."""
+    return Path(__file__).parent / "data" / "default.yaml"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError("--scenario", str(path), f"cannot read the file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ScenarioError("--scenario", str(path), f"is not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario", type(data).__name__, "the file must hold a mapping of keys")
+    return data
+
+
+def load_scenario(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Scenario:
+    """Load and validate a scenario: the file (or the built-in default), then overrides."""
+    source = str(path) if path else "default scenario"
+    if data is None:
+        data = read_yaml(path or default_scenario_path())
+    data = apply_overrides(data, overrides or [])
+    trace = (data.get("traffic") or {}).get("trace")
+    if trace and path and not Path(trace).is_absolute():
+        candidate = Path(path).parent / trace
+        if candidate.exists():
+            data["traffic"]["trace"] = str(candidate)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise scenario_error(exc, source) from None
