@@ -39,21 +39,34 @@ def sample_percentiles(
     return out
 
 
-def mixture_percentile(
-    rng: np.random.Generator, weights: np.ndarray, log_medians: np.ndarray, sigmas: np.ndarray, n: int, q: float
-) -> float:
-    """Sample q-percentile of n requests whose latency is a mixture of log-normals."""
+def mixture_percentiles(
+    rng: np.random.Generator,
+    weights: np.ndarray,
+    log_medians: np.ndarray,
+    sigmas: np.ndarray,
+    n: int,
+    qs: tuple[float, ...] = PERCENTILES,
+) -> list[float]:
+    """Sample percentiles of n requests whose latency is a mixture of log-normals.
+
+    All percentiles are found together by bisection on log latency (30 halvings of a
+    16-sigma bracket, within 0.001% of the latency).
+    """
     if n <= 0 or weights.sum() <= 0:
-        return math.nan
-    k = max(math.ceil(q * n), 1)
+        return [math.nan] * len(qs)
+    keep = weights > 0
+    w = (weights[keep] / weights[keep].sum())[None, :]
+    mu, sd = log_medians[keep][None, :], sigmas[keep][None, :]
+    k = np.maximum(np.ceil(np.asarray(qs) * n), 1.0)
     u = rng.beta(k, n + 1 - k)
-    w = weights / weights.sum()
-    lo = float(np.min(log_medians - 8 * sigmas))
-    hi = float(np.max(log_medians + 8 * sigmas))
-    for _ in range(50):  # bisection on log latency
+    if float(mu.max() - mu.min()) < 0.005 and float(sd.max() - sd.min()) < 1e-12:
+        # components within 0.5% of one another: one log-normal, inverted in closed form
+        return [float(x) for x in np.exp(float((w * mu).sum()) + sd[0, 0] * ndtri(u))]
+    lo = np.full(len(qs), float(np.min(mu - 8 * sd)))
+    hi = np.full(len(qs), float(np.max(mu + 8 * sd)))
+    for _ in range(30):
         mid = (lo + hi) / 2
-        if float(np.dot(w, ndtr((mid - log_medians) / sigmas))) < u:
-            lo = mid
-        else:
-            hi = mid
-    return math.exp((lo + hi) / 2)
+        below = (w * ndtr((mid[:, None] - mu) / sd)).sum(axis=1) < u
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return [float(x) for x in np.exp((lo + hi) / 2)]

@@ -19,7 +19,12 @@ from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.controller import Action, Observation, VersionState
 from deploysim.plan import Plan
 from deploysim.scenario import Scenario, Version
-from deploysim.sim.sampling import PERCENTILES, mixture_percentile, sample_counts, sample_percentiles
+from deploysim.sim.sampling import (
+    PERCENTILES,
+    mixture_percentiles,
+    sample_counts,
+    sample_percentiles,
+)
 from deploysim.sim.traffic import TrafficShape
 from deploysim.strategies.rolling import (
     healthy_scale_down,
@@ -56,6 +61,7 @@ class ReplicaSet:
     version: str
     desired: int = 0
     pods: list[Pod] = field(default_factory=list)  # not terminating, not gone
+    ready: int = 0  # pods in state READY, kept as pods change state
 
 
 @dataclass
@@ -134,7 +140,7 @@ class SimWorld:
         for _ in range(self.sc.replicas):
             pod = self._new_pod("stable")
             if self._schedule(pod):
-                pod.state = READY
+                self._set_state(pod, READY)
                 pod.ready_since = -3600.0
                 self._arm_crash(pod)
         self.deployment_template = "stable" if self.plan.strategy in ("rolling", "recreate") else None
@@ -147,8 +153,7 @@ class SimWorld:
 
     def version_state(self, version: str) -> VersionState:
         rs = self.rs[version]
-        ready = sum(1 for p in rs.pods if p.state == READY)
-        return VersionState(desired=rs.desired, current=len(rs.pods), ready=ready,
+        return VersionState(desired=rs.desired, current=len(rs.pods), ready=rs.ready,
                             available=self._available(rs))
 
     def observe(self, **kw: object) -> Observation:
@@ -205,10 +210,15 @@ class SimWorld:
         return rs_ready[0] / total, rs_ready[1] / total
 
     def _ready_counts(self) -> tuple[int, int]:
-        return (
-            sum(1 for p in self.rs["stable"].pods if p.state == READY),
-            sum(1 for p in self.rs["candidate"].pods if p.state == READY),
-        )
+        return self.rs["stable"].ready, self.rs["candidate"].ready
+
+    def _set_state(self, pod: Pod, state: str) -> None:
+        """Change a pod's state, keeping its ReplicaSet's ready count."""
+        if pod.state == READY and state != READY:
+            self.rs[pod.version].ready -= 1
+        elif state == READY and pod.state != READY:
+            self.rs[pod.version].ready += 1
+        pod.state = state
 
     # --- pods and nodes ------------------------------------------------------------------
 
@@ -246,7 +256,7 @@ class SimWorld:
         if pod.state != STARTING or pod.generation != gen:
             return
         self.flush()
-        pod.state = READY
+        self._set_state(pod, READY)
         pod.ready_since = self.env.now
         self._arm_crash(pod)
         if self.plan.min_ready_seconds > 0:
@@ -271,7 +281,7 @@ class SimWorld:
             return
         self.flush()
         pod.generation += 1
-        pod.state = STARTING
+        self._set_state(pod, STARTING)
         pod.ready_since = None
         self._start(pod)  # the kubelet restarts the container
         self._sync()
@@ -282,9 +292,9 @@ class SimWorld:
         pod.generation += 1
         if pod in self.pending:
             self.pending.remove(pod)
-            pod.state = GONE
+            self._set_state(pod, GONE)
             return
-        pod.state = TERMINATING
+        self._set_state(pod, TERMINATING)
         self.terminating += 1
         self.env.timeout(self.sc.pod.termination).callbacks.append(lambda _ev: self._gone(pod))
 
@@ -298,6 +308,8 @@ class SimWorld:
 
     def _available(self, rs: ReplicaSet) -> int:
         min_ready = self.plan.min_ready_seconds
+        if min_ready <= 0:
+            return rs.ready
         now = self.env.now + 1e-9
         return sum(1 for p in rs.pods if p.state == READY and p.ready_since is not None
                    and now - p.ready_since >= min_ready)
@@ -313,6 +325,8 @@ class SimWorld:
             changed |= self._replicaset_sync()
             if not changed:
                 break
+            if self.pod_trace is not None:
+                self._trace()
         self._snapshot()
         self._check_deadline()
         self._notify()
@@ -408,7 +422,7 @@ class SimWorld:
                 if pod.state == TERMINATING:
                     continue
                 self.rs[pod.version].pods.remove(pod)
-                pod.state = GONE
+                self._set_state(pod, GONE)
                 pod.generation += 1
             node.pods.clear()
             self._sync()
@@ -435,13 +449,20 @@ class SimWorld:
         total = pods[0] + pods[1]
         self.max_pods = max(self.max_pods, total)
         if self.pod_trace is not None:
-            avail = (self._available(self.rs["stable"]), self._available(self.rs["candidate"]))
-            self.pod_trace.append((self.env.now, *pods, *ready, *avail))
+            self._trace()
         start, end = self.watch_window
         if start <= self.env.now and end is None:
             serving = sum(r for r, s in zip(ready, self._state_share, strict=True) if s > 0)
             self.min_available = serving if self.min_available is None else min(self.min_available, serving)
         self._check_recovered()
+
+    def _trace(self) -> None:
+        """Keep pod counts after every controller step (each sync pass), for fidelity checks."""
+        rs_s, rs_c = self.rs["stable"], self.rs["candidate"]
+        self.pod_trace.append((  # type: ignore[union-attr]
+            self.env.now, len(rs_s.pods), len(rs_c.pods), rs_s.ready, rs_c.ready,
+            self._available(rs_s), self._available(rs_c),
+        ))
 
     def _check_recovered(self) -> None:
         if self.abort_at is not None and self.recovered_at is None and self.share()[1] == 0.0:
@@ -557,8 +578,7 @@ class SimWorld:
             lam = np.array([b.lam[c] for b in chosen for c in chans])
             logmed = np.array([b.loglat[c] / b.lam[c] if b.lam[c] > 0 else 0.0 for b in chosen for c in chans])
             sig = np.full(len(lam), self.sigma[i])
-            pct = [mixture_percentile(self.rng, lam, logmed, sig, n, q) if chosen else math.nan
-                   for q in PERCENTILES]
+            pct = mixture_percentiles(self.rng, lam, logmed, sig, n) if chosen else [math.nan] * 3
             versions[version] = VersionWindow(
                 requests=n, errors=sum(errs), latency_p50=pct[0], latency_p95=pct[1], latency_p99=pct[2],
                 seconds=end - start, series_requests=reqs, series_errors=errs, series_latency_p99=p99s,

@@ -1,0 +1,127 @@
+"""The pure reconcile function: plain-data status, steps, gates, analysis limits, aborts."""
+
+from __future__ import annotations
+
+import json
+
+from deploysim.analysis.measurement import Measurement, VersionWindow
+from deploysim.controller import Observation, VersionState, initial_status, reconcile
+from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, SetWeight
+
+FULL = VersionState(desired=4, current=4, ready=4, available=4)
+NONE = VersionState()
+
+
+def _plan(*steps, **kw):
+    return Plan(strategy="canary", replicas=4, steps=steps, routing="router", **kw)
+
+
+def _m(end, requests=1000, errors=0, error=None):
+    return Measurement(end - 60, end, {"candidate": VersionWindow(requests=requests, errors=errors,
+                                                                  latency_p99=100.0, seconds=60)}, error)
+
+
+def test_status_is_plain_json_and_a_pause_asks_to_be_woken():
+    r = reconcile(_plan(Pause(30.0)), initial_status(), Observation(now=10.0, stable=FULL))
+    assert json.loads(json.dumps(r.status)) == r.status
+    assert r.requeue_at == 40.0 and r.status["phase"] == "Progressing"
+    r2 = reconcile(_plan(Pause(30.0)), r.status, Observation(now=40.0, stable=FULL, candidate=FULL))
+    assert r2.status["phase"] == "Promoted" or r2.actions  # finished the steps, promoting
+
+
+def test_reconcile_does_not_mutate_its_input():
+    status = initial_status()
+    before = json.dumps(status)
+    reconcile(_plan(Pause(30.0)), status, Observation(now=0.0, stable=FULL))
+    assert json.dumps(status) == before
+
+
+def test_set_weight_scales_then_routes_once_the_canary_is_available():
+    plan = _plan(SetWeight(25), Pause(None))
+    r = reconcile(plan, None, Observation(now=0.0, stable=FULL))
+    assert [a.kind for a in r.actions] == ["scale"] and r.actions[0].args == {"version": "candidate", "replicas": 1}
+    pending = VersionState(desired=1, current=1, ready=0, available=0)
+    r = reconcile(plan, r.status, Observation(now=5.0, stable=FULL, candidate=pending))
+    assert r.actions == []
+    ready = VersionState(desired=1, current=1, ready=1, available=1)
+    r = reconcile(plan, r.status, Observation(now=9.0, stable=FULL, candidate=ready))
+    assert [(a.kind, a.args) for a in r.actions] == [("route", {"weight": 25})]
+    assert r.status["phase"] == "Paused" and r.status["paused_reason"] == "manual gate"
+    # held until a person approves
+    r = reconcile(plan, r.status, Observation(now=500.0, stable=FULL, candidate=ready))
+    assert r.status["phase"] == "Paused"
+    r = reconcile(plan, r.status, Observation(now=501.0, stable=FULL, candidate=ready, promote_requested=True))
+    assert r.status["phase"] == "Progressing" and r.status["step"] == 2
+
+
+def _analysis_plan(**spec):
+    a = AnalysisSpec(name="a", interval=60, count=3, checks=(Check("error_rate", max=0.01),), **spec)
+    return _plan(Analyze(a))
+
+
+def _drive(plan, measurements):
+    """Feed measurements one interval apart; return the final status and all decisions."""
+    r = reconcile(plan, None, Observation(now=0.0, stable=FULL))
+    decisions = list(r.decisions)
+    for i, m in enumerate(measurements, start=1):
+        now = 60.0 * i
+        r = reconcile(plan, r.status, Observation(now=now, stable=FULL))
+        assert any(a.kind == "measure" for a in r.actions), "a measurement was due"
+        r = reconcile(plan, r.status, Observation(now=now, stable=FULL, measurements={"a": m(now)}))
+        decisions += r.decisions
+        if r.status["phase"] != "Progressing":
+            break
+    return r, decisions
+
+
+def test_failure_limit_counts_failed_measurements():
+    bad = lambda end: _m(end, errors=50)  # noqa: E731
+    good = lambda end: _m(end, errors=1)  # noqa: E731
+    r, _ = _drive(_analysis_plan(failure_limit=1), [bad, good, bad])
+    assert r.status["phase"] in ("Aborting", "Aborted") and "2 failed measurements (limit 1)" in r.status["abort"]["reason"]
+    r, _ = _drive(_analysis_plan(failure_limit=1), [bad, good, good])
+    assert r.status["analysis"] is None and r.status["step"] >= 1  # analysis passed, moved on
+
+
+def test_consecutive_errors_beyond_the_limit_abort():
+    err = lambda end: _m(end, error="connection refused")  # noqa: E731
+    good = lambda end: _m(end)  # noqa: E731
+    r, _ = _drive(_analysis_plan(consecutive_error_limit=2), [err, err, good, err, err, err])
+    assert r.status["phase"] in ("Aborting", "Aborted")
+    assert "3 consecutive provider errors (limit 2)" in r.status["abort"]["reason"]
+
+
+def test_inconclusive_pauses_for_a_person():
+    empty = lambda end: _m(end, requests=0)  # noqa: E731
+    r, decisions = _drive(_analysis_plan(), [empty])
+    assert r.status["phase"] == "Paused" and "inconclusive" in r.status["paused_reason"]
+    assert decisions[-1].kind == "pause"
+
+
+def test_dry_run_never_fails():
+    bad = lambda end: _m(end, errors=500)  # noqa: E731
+    r, _ = _drive(_analysis_plan(dry_run=True), [bad, bad, bad])
+    assert r.status["abort"] is None
+
+
+def test_progress_deadline_aborts_as_failed_and_rolls_back():
+    plan = _plan(SetWeight(50))
+    r = reconcile(plan, None, Observation(now=0.0, stable=FULL))
+    stuck = VersionState(desired=2, current=2, ready=0, available=0)
+    r = reconcile(plan, r.status, Observation(now=700.0, stable=FULL, candidate=stuck,
+                                              progress_deadline_exceeded=True))
+    assert r.status["phase"] == "Aborting" and r.status["abort"]["outcome"] == "failed"
+    kinds = [(a.kind, a.args) for a in r.actions]
+    assert ("route", {"weight": 0}) in kinds and ("scale", {"version": "candidate", "replicas": 0}) in kinds
+    r = reconcile(plan, r.status, Observation(now=701.0, stable=FULL, candidate=NONE))
+    assert r.status["phase"] == "Aborted" and r.status["outcome"] == "failed"
+
+
+def test_a_resumed_status_continues_where_it_stopped():
+    """The status survives a JSON round trip (as stored on a cluster) and the run goes on."""
+    plan = _plan(Pause(30.0), Pause(30.0))
+    r = reconcile(plan, None, Observation(now=0.0, stable=FULL))
+    r = reconcile(plan, r.status, Observation(now=30.0, stable=FULL))
+    stored = json.loads(json.dumps(r.status))
+    r2 = reconcile(plan, stored, Observation(now=45.0, stable=FULL))
+    assert r2.status["step"] == 1 and r2.requeue_at == 60.0
