@@ -39,6 +39,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from deploysim.report import write_report
     from deploysim.sim import rehearse
     from deploysim.strategies import compile_plan
+    from deploysim.strategies.duration import expected_duration
 
     scenario = _load(args)
     plan = _plan_for(args, scenario) or compile_plan(scenario)
@@ -51,6 +52,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 "rollout_attributable_failures", "min_available", "extra_pod_seconds",
                 "time_paused_seconds", "time_in_analysis_seconds"):
         print(f"  {key:32} {s[key] if s[key] is not None else '-'}")
+    est = expected_duration(plan, scenario)
+    print(f"  expected with a healthy candidate  {est['total_seconds']:.0f} s (paused {est['paused_seconds']:.0f} s, "
+          f"in analysis {est['analysis_seconds']:.0f} s)")
     print(f"  simulated {s['simulated_seconds']:.0f} s in {s['wall_seconds']:.3f} s")
     print(f"report: {out}/ (summary.json, timeline.csv, record.json, {', '.join(p.name for p in pngs)})")
     return 0
@@ -62,7 +66,10 @@ def _plan_for(args: argparse.Namespace, scenario: Scenario):  # noqa: ANN202
         return None
     from deploysim.strategies.manifests import plan_from_manifests
 
-    return plan_from_manifests(manifests, scenario)
+    plan = plan_from_manifests(manifests, scenario)
+    for warning in plan.warnings:
+        print(f"deploysim: warning: {warning}", file=sys.stderr)
+    return plan
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -109,7 +116,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     est = expected_duration(plan, scenario)
     print(f"expected duration with a healthy candidate: {est['total_seconds']:.0f} s "
           f"(paused {est['paused_seconds']:.0f} s, in analysis {est['analysis_seconds']:.0f} s, "
-          f"waiting for pods {est['pods_seconds']:.0f} s)")
+          f"waiting for pods {est['pods_seconds']:.0f} s"
+          + (f", old colour kept {est['scale_down_delay_seconds']:.0f} s" if est.get("scale_down_delay_seconds") else "")
+          + ")")
     if est["manual_gates"]:
         print(f"plus {est['manual_gates']} manual gate(s), which wait for a person")
     return 0

@@ -35,7 +35,7 @@ from deploysim.plan import (
     SetWeight,
     SwitchTraffic,
 )
-from deploysim.strategies.canary import basic_canary_replicas, router_canary_replicas
+from deploysim.strategies.canary import planned_canary_replicas
 
 # status phases
 PROGRESSING = "Progressing"
@@ -252,7 +252,7 @@ def _run_step(c: _Ctx) -> bool:
     step = c.plan.steps[c.s["step"]]
     obs, plan = c.obs, c.plan
     if isinstance(step, SetWeight):
-        cand, stab = _canary_replicas(plan, step.weight)
+        cand, stab = planned_canary_replicas(plan, step.weight, c.s["step"])
         if _once(c):
             c.act("scale", version="candidate", replicas=cand)
             if plan.routing == "replica_ratio":
@@ -265,7 +265,10 @@ def _run_step(c: _Ctx) -> bool:
             c.act("route", weight=step.weight)
         c.s["weight"] = step.weight
     elif isinstance(step, SetCanaryScale):
-        replicas = math.ceil(plan.replicas * step.percent / 100)
+        if step.percent is None:  # match the traffic weight again (this step ends any held scale)
+            replicas = planned_canary_replicas(plan, c.s["weight"], c.s["step"] + 1)[0]
+        else:
+            replicas = math.ceil(plan.replicas * step.percent / 100)
         if _once(c):
             c.act("scale", version="candidate", replicas=replicas)
         if not (obs.candidate.settled and obs.candidate.desired == replicas):
@@ -282,7 +285,7 @@ def _run_step(c: _Ctx) -> bool:
             return False
     elif isinstance(step, Analyze):
         if c.s["analysis"] is None:
-            c.s["analysis"] = start_run(step.analysis, obs.now)
+            c.s["analysis"] = start_run(step.analysis, obs.now, _budget_used(c, step.analysis))
         run = c.s["analysis"]
         if run["phase"] == SUCCESSFUL:
             c.decide("analysis", f"{run['name']}: Successful ({run['message']})")
@@ -331,10 +334,11 @@ def _rolled_to(obs: Observation, version: str, replicas: int) -> bool:
     return new.available >= replicas and new.settled and old.current == 0 and old.desired == 0
 
 
-def _canary_replicas(plan: Plan, weight: int) -> tuple[int, int]:
-    if plan.routing == "router":
-        return router_canary_replicas(plan.replicas, weight)
-    return basic_canary_replicas(plan.replicas, weight)
+def _budget_used(c: _Ctx, spec: AnalysisSpec) -> int:
+    """Failed checks already spent from the spec's failure budget (Flagger's failedChecks)."""
+    if spec.failure_budget is None:
+        return 0
+    return int((c.s.get("failed_checks") or {}).get(spec.failure_budget, 0))
 
 
 def _complete(c: _Ctx) -> None:
@@ -374,6 +378,8 @@ def _take_measurements(c: _Ctx) -> None:
                 continue
             run = record_measurement(spec, run, m)
             c.s[key] = run
+            if spec.failure_budget is not None:
+                c.s["failed_checks"] = {**(c.s.get("failed_checks") or {}), spec.failure_budget: run["failed"]}
             last = run["measurements"][-1]
             c.decide("measure", f"{name}: {last['phase']} ({last['reason']})", **last["values"])
             if key == "background" and run["phase"] in (FAILED, ERROR, INCONCLUSIVE):
@@ -406,7 +412,7 @@ def _background(c: _Ctx) -> None:
     if spec is None or c.s["step"] < c.plan.background_start:
         return
     if c.s["background"] is None:
-        c.s["background"] = start_run(spec, c.obs.now)
+        c.s["background"] = start_run(spec, c.obs.now, _budget_used(c, spec))
     run = c.s["background"]
     if run["phase"] == "Running":
         _request_measure(c, spec, run)

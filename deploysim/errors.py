@@ -35,3 +35,20 @@ class ParameterError(DeploysimError):
 
 class ClusterError(DeploysimError):
     """The cluster (local or real) is not in a state the command can work with."""
+
+
+class TargetUnavailable(DeploysimError):
+    """A runbook's target world (e.g. kubernetes) has no backend installed in this version."""
+
+
+class RolloutNotPromoted(DeploysimError):
+    """A runbook ended without its success outcome (rolled back, failed, paused, incomplete).
+
+    Raised by a runbook's last cell after the audit trail is written, so ``papermill`` exits
+    non-zero; ``outcome`` is the record's word and ``folder`` the run's audit folder.
+    """
+
+    def __init__(self, message: str, outcome: str | None = None, folder: str | None = None) -> None:
+        self.outcome = outcome
+        self.folder = folder
+        super().__init__(message)

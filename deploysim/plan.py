@@ -54,14 +54,25 @@ class AnalysisSpec:
     dry_run: bool = False
     checks: tuple[Check, ...] = ()
     not_simulated: tuple[str, ...] = ()
+    # Flagger's rule: ``count`` counts passing measurements; a failed (or inconclusive, or
+    # errored) one holds the step and is measured again, and counts as a failed check
+    count_successes: bool = False
+    # runs naming the same budget share their failed count over the whole rollout
+    # (Flagger's status.failedChecks), so ``failure_limit`` bounds the rollout, not one run
+    failure_budget: str | None = None
 
     def describe(self) -> str:
         count = "indefinitely" if self.count is None else f"{self.count}x"
+        if self.count_successes and self.count is not None:
+            count = f"until {self.count} pass"
         checks = ", ".join(c.describe() for c in self.checks) or "no checks"
         dry = " (dry run)" if self.dry_run else ""
+        limit = f"failure limit {self.failure_limit}"
+        if self.failure_budget is not None:
+            limit = f"rollback at {self.failure_limit + 1} failed checks over the rollout"
         return (
             f"{self.judge} analysis '{self.name}' {count} every {format_duration(self.interval)}"
-            f" on {checks}, failure limit {self.failure_limit}{dry}"
+            f" on {checks}, {limit}{dry}"
         )
 
     @property
@@ -87,12 +98,18 @@ class SetWeight:
 
 @dataclass(frozen=True)
 class SetCanaryScale:
-    """Scale the candidate to ``percent`` % of replicas without changing the weight."""
+    """Scale the candidate to ``percent`` % of replicas without changing the weight.
 
-    percent: int
+    With a router the scale holds for later weights (Argo Rollouts), until a
+    ``SetCanaryScale(None)``: match the traffic weight again.
+    """
+
+    percent: int | None
     kind: str = field(default="set_canary_scale", init=False)
 
     def describe(self) -> str:
+        if self.percent is None:
+            return "scale candidate to match the traffic weight"
         return f"scale candidate to {self.percent}% of replicas"
 
 

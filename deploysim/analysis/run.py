@@ -22,9 +22,10 @@ RUNNING = "Running"
 TERMINAL = (SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR)
 
 
-def start_run(spec: AnalysisSpec, now: float) -> dict[str, Any]:
+def start_run(spec: AnalysisSpec, now: float, failed: int = 0) -> dict[str, Any]:
     """A new run. Each measurement covers the interval before it, so the first is taken
-    one interval after ``initial_delay`` (a window of data, not an empty one)."""
+    one interval after ``initial_delay`` (a window of data, not an empty one). ``failed``
+    carries failed checks over from earlier runs of the same failure budget."""
     return {
         "name": spec.name,
         "phase": RUNNING,
@@ -32,7 +33,8 @@ def start_run(spec: AnalysisSpec, now: float) -> dict[str, Any]:
         "next_at": now + spec.initial_delay + spec.interval,
         "window_start": now + spec.initial_delay,
         "taken": 0,
-        "failed": 0,
+        "passed": 0,
+        "failed": failed,
         "inconclusive": 0,
         "consecutive_errors": 0,
         "errors": 0,
@@ -55,11 +57,21 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
       run (-1 never fails);
     - an inconclusive one counts toward ``inconclusive_limit``; more makes it Inconclusive;
     - after ``count`` judged measurements with none of these, the run is Successful.
-    ``dry_run`` records verdicts but never fails the run.
+    ``dry_run`` records verdicts but never fails the run. With ``count_successes``
+    (Flagger), ``count`` counts passing measurements, and an error or an inconclusive
+    measurement is a failed check like a failed one.
     """
     run = {**run, "measurements": list(run["measurements"])}
     run["next_at"] = m.end + spec.interval
     run["window_start"] = m.end
+    if m.error is not None and spec.count_successes:
+        run["errors"] += 1
+        run["failed"] += 1
+        run["measurements"].append({"at": m.end, "phase": ERROR, "reason": m.error, "values": {}})
+        if not spec.dry_run and spec.failure_limit >= 0 and run["failed"] > spec.failure_limit:
+            run["phase"] = FAILED
+            run["message"] = f"{run['failed']} failed checks (limit {spec.failure_limit}): {m.error}"
+        return run
     if m.error is not None:
         run["errors"] += 1
         run["consecutive_errors"] += 1
@@ -81,10 +93,12 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
     run["measurements"].append(
         {"at": m.end, "start": m.start, "phase": verdict.phase, "reason": verdict.reason, "values": values}
     )
-    if verdict.phase == FAILED:
+    if verdict.phase == FAILED or (verdict.phase == INCONCLUSIVE and spec.count_successes):
         run["failed"] += 1
     elif verdict.phase == INCONCLUSIVE:
         run["inconclusive"] += 1
+    else:
+        run["passed"] = run.get("passed", 0) + 1
 
     if not spec.dry_run:
         if spec.failure_limit >= 0 and run["failed"] > spec.failure_limit:
@@ -100,7 +114,8 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
                 f"(limit {spec.inconclusive_limit}): {verdict.reason}"
             )
             return run
-    if spec.count is not None and run["taken"] >= spec.count:
+    done = run.get("passed", 0) if spec.count_successes else run["taken"]
+    if spec.count is not None and done >= spec.count:
         run["phase"] = SUCCESSFUL
         run["message"] = f"{run['taken']} measurements, {run['failed']} failed"
     return run

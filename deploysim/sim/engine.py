@@ -54,6 +54,8 @@ class _Driver:
             result = reconcile(self.plan, self.status, obs)
             self.status = result.status
             self.decisions.extend(result.decisions)
+            if self.status["phase"] == "Paused" and self.paused_since is None:
+                self.paused_since = env.now  # a gate's clock starts when the rollout pauses
             if any(d.kind == "abort" for d in result.decisions):
                 world.mark_abort()
             if result.decisions:

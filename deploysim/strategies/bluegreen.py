@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from deploysim.plan import Analyze, Pause, Plan, ScaleCandidate, ScaleDownStable, Step, SwitchTraffic
+from deploysim.plan import (
+    Analyze,
+    Pause,
+    Plan,
+    ScaleCandidate,
+    ScaleDownStable,
+    Step,
+    SwitchTraffic,
+)
 
 
 def compile_blue_green(scenario) -> Plan:  # noqa: ANN001

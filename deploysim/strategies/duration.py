@@ -22,16 +22,25 @@ from deploysim.plan import (
     SetWeight,
 )
 from deploysim.scenario import Scenario
+from deploysim.strategies.canary import planned_canary_replicas
 from deploysim.strategies.rolling import resolve_fenceposts
 
 
 def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
-    """Seconds expected in pauses, analyses and waiting for pods, and their total."""
+    """Seconds expected in pauses, analyses and waiting for pods, and their total.
+
+    A step waits for pods only when it adds candidate pods: a weight step after a held
+    canary scale (Flagger's full-size canary) starts none. ``scale_down_delay_seconds``
+    (blue-green's old colour kept for a rollback) is part of the total, not of the pauses,
+    as in the record.
+    """
     pod = scenario.pod
     wave = pod.startup + pod.startup_jitter / 2 + plan.min_ready_seconds
-    paused = analysis = pods = 0.0
+    paused = analysis = pods = delay = 0.0
     gates = 0
-    for step in plan.steps:
+    candidate = 0
+    weight = 0
+    for index, step in enumerate(plan.steps):
         if isinstance(step, Pause):
             if step.seconds is None:
                 gates += 1
@@ -40,18 +49,34 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
         elif isinstance(step, Analyze):
             analysis += step.analysis.expected_seconds or 0.0
         elif isinstance(step, SetWeight | SetCanaryScale | ScaleCandidate):
-            pods += wave
+            if isinstance(step, SetWeight):
+                weight = step.weight
+                wanted = planned_canary_replicas(plan, step.weight, index)[0]
+            elif isinstance(step, SetCanaryScale):
+                wanted = planned_canary_replicas(plan, weight, index + 1)[0]
+                if step.percent is not None:
+                    wanted = math.ceil(plan.replicas * step.percent / 100)
+            else:
+                wanted = step.replicas
+            if wanted > candidate:
+                pods += wave
+            candidate = wanted
         elif isinstance(step, RollingUpdate):
             surge, unavailable = resolve_fenceposts(plan.max_surge, plan.max_unavailable, plan.replicas)
             pods += math.ceil(plan.replicas / max(surge + unavailable, 1)) * wave
+            candidate = plan.replicas
         elif isinstance(step, Recreate):
             pods += pod.termination + wave
+            candidate = plan.replicas
         elif isinstance(step, ScaleDownStable):
-            paused += step.delay
+            delay += step.delay
+    if plan.strategy == "canary" and candidate < plan.replicas:
+        pods += wave  # the rollout ends by scaling the candidate to full size
     return {
-        "total_seconds": paused + analysis + pods,
+        "total_seconds": paused + analysis + pods + delay,
         "paused_seconds": paused,
         "analysis_seconds": analysis,
         "pods_seconds": pods,
+        "scale_down_delay_seconds": delay,
         "manual_gates": gates,
     }

@@ -1,0 +1,506 @@
+"""The real world: the plan's actions carried out on a Kubernetes cluster.
+
+:class:`KubeWorld` has the simulated world's interface (``observe`` / ``apply``) so the same
+pure controller drives it. What it reads and writes follows :mod:`deploysim.kube.naming`.
+Every change it makes is annotated with the run's id and written to ``changes`` (object,
+field, old and new value), which the audit trail keeps.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from deploysim.controller import Action, Observation, VersionState
+from deploysim.errors import ClusterError
+from deploysim.kube import naming as n
+from deploysim.plan import Plan
+from deploysim.scenario import Scenario, format_duration
+
+#: KWOK stage annotations (deploysim/kube/stages): pod behaviour on a local control plane
+KWOK_READY_DELAY = "deploysim.io/ready-delay"
+KWOK_READY_JITTER = "deploysim.io/ready-jitter"
+KWOK_NEVER_READY = "deploysim.io/never-ready"
+
+
+@dataclass
+class Change:
+    """One API change: what the audit trail records."""
+
+    at: float
+    object: str
+    field: str
+    old: Any
+    new: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "object": self.object,
+            "field": self.field,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+@dataclass
+class KubeWorld:
+    """One service's workloads in one namespace, driven by a plan."""
+
+    api: client.ApiClient
+    namespace: str
+    scenario: Scenario
+    plan: Plan
+    run_id: str
+    clock: Any = time.monotonic
+    changes: list[Change] = field(default_factory=list)
+    saved: dict[str, Any] = field(default_factory=dict)  # kept in the run's status for undo
+
+    def __post_init__(self) -> None:
+        self.apps = client.AppsV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.service = self.scenario.service
+        self.t0 = self.clock()
+        self._kwok: bool | None = None
+
+    # --- what exists ---------------------------------------------------------------------
+
+    @property
+    def two_slots(self) -> bool:
+        return self.plan.strategy in ("canary", "blue-green")
+
+    def stable_slot(self) -> str:
+        svc = self._get_service(self.service)
+        slot = (svc.metadata.annotations or {}).get(n.STABLE_SLOT_ANNOTATION)
+        if slot in n.SLOTS:
+            return slot
+        # no annotation yet: the colour with pods is the stable one
+        sizes = {
+            s: self._get_deployment(n.slot_deployment(self.service, s)).spec.replicas or 0
+            for s in n.SLOTS
+        }
+        return max(n.SLOTS, key=lambda s: sizes[s])
+
+    def preflight(self) -> list[str]:
+        """Check that everything the plan needs exists; say what the run will change."""
+        missing = []
+        names: list[tuple[str, str]] = []
+        if self.two_slots:
+            names += [("Deployment", n.slot_deployment(self.service, s)) for s in n.SLOTS]
+            names.append(("Service", self.service))
+            if self.plan.routing == "router":
+                names += [("Service", n.slot_service(self.service, s)) for s in n.SLOTS]
+                names.append(("HTTPRoute", self.service))
+            if self.plan.strategy == "blue-green":
+                names.append(("Service", n.preview_service(self.service)))
+        else:
+            names.append(("Deployment", self.service))
+        for kind, name in names:
+            try:
+                self._read(kind, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    missing.append(f"{kind} {self.namespace}/{name}")
+                else:
+                    raise ClusterError(
+                        f"cannot read {kind} {self.namespace}/{name}: {exc.reason}"
+                    ) from None
+        if missing:
+            raise ClusterError(
+                f"{self.plan.strategy} needs {', '.join(missing)}, which do not exist"
+            )
+        cand = self.scenario.candidate.image
+        lines = [f"namespace {self.namespace}, service {self.service}, run {self.run_id}"]
+        if self.two_slots:
+            stable = self.stable_slot()
+            idle = n.other_slot(stable)
+            lines.append(
+                f"Deployment {n.slot_deployment(self.service, idle)}: image -> {cand}, "
+                f"replicas 0 -> up to {self.plan.replicas}"
+            )
+            if self.plan.routing == "router":
+                lines.append(
+                    f"HTTPRoute {self.service}: weights {n.slot_service(self.service, stable)} / "
+                    f"{n.slot_service(self.service, idle)} from 100/0 step by step to 0/100"
+                )
+            elif self.plan.strategy == "blue-green":
+                lines.append(
+                    f"Service {self.service}: selector slot {stable} -> {idle} at the switch"
+                )
+            lines.append(
+                f"Deployment {n.slot_deployment(self.service, stable)}: replicas -> 0 when promoted"
+            )
+        else:
+            dep = self._get_deployment(self.service)
+            lines.append(
+                f"Deployment {self.service}: image {dep.spec.template.spec.containers[0].image} -> {cand}"
+                f" ({self.plan.strategy}, progress deadline {format_duration(self.plan.progress_deadline_seconds)})"
+            )
+        return lines
+
+    # --- observation ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    def observe(self, **kw: Any) -> Observation:
+        if self.two_slots:
+            stable = self.stable_slot_cached()
+            deps = {
+                v: self._get_deployment(n.slot_deployment(self.service, s))
+                for v, s in (("stable", stable), ("candidate", n.other_slot(stable)))
+            }
+            states = {v: _deployment_state(d) for v, d in deps.items()}
+            exceeded = any(_deadline_exceeded(d) for d in deps.values())
+        else:
+            dep = self._get_deployment(self.service)
+            states = self._replicaset_states(dep)
+            exceeded = (
+                _deadline_exceeded(dep) and _template_image(dep) == self.scenario.candidate.image
+            )
+        return Observation(
+            now=self.now(),
+            stable=states["stable"],
+            candidate=states["candidate"],
+            weight=self.weight(states),
+            progress_deadline_exceeded=exceeded,
+            **kw,
+        )
+
+    def stable_slot_cached(self) -> str:
+        if "stable_slot" not in self.saved:
+            self.saved["stable_slot"] = self.stable_slot()
+        return self.saved["stable_slot"]
+
+    def _replicaset_states(self, dep: client.V1Deployment) -> dict[str, VersionState]:
+        rss = self.apps.list_namespaced_replica_set(
+            self.namespace, label_selector=n.label_selector(dep.spec.selector.match_labels or {})
+        ).items
+        states = {"stable": VersionState(), "candidate": VersionState()}
+        for rs in rss:
+            owners = rs.metadata.owner_references or []
+            if not any(o.kind == "Deployment" and o.name == dep.metadata.name for o in owners):
+                continue
+            version = (
+                "candidate" if _template_image(rs) == self.scenario.candidate.image else "stable"
+            )
+            s = rs.status
+            fresh = (s.observed_generation or 0) >= (rs.metadata.generation or 0)
+            prev = states[version]
+            states[version] = VersionState(
+                desired=prev.desired + (rs.spec.replicas or 0),
+                current=prev.current + ((s.replicas or 0) if fresh else -1),
+                ready=prev.ready + (s.ready_replicas or 0),
+                available=prev.available + (s.available_replicas or 0),
+            )
+        if (dep.status.observed_generation or 0) < (dep.metadata.generation or 0):
+            # the Deployment controller has not looked at the latest change yet: not settled
+            cand = states["candidate"]
+            states["candidate"] = VersionState(cand.desired, -1, cand.ready, cand.available)
+        return states
+
+    def weight(self, states: dict[str, VersionState] | None = None) -> float:
+        """The candidate's share of requests, as the routing in the cluster says."""
+        if self.plan.routing == "router" and self.two_slots:
+            route = self._get_route()
+            weights = {
+                ref["name"]: ref.get("weight", 1)
+                for ref in route["spec"]["rules"][0]["backendRefs"]
+            }
+            cand = n.slot_service(self.service, n.other_slot(self.stable_slot_cached()))
+            total = sum(weights.values())
+            return 100.0 * weights.get(cand, 0) / total if total else 0.0
+        if self.plan.routing == "active":
+            svc = self._get_service(self.service)
+            active = (svc.spec.selector or {}).get(n.SLOT_LABEL)
+            return 100.0 if active == n.other_slot(self.stable_slot_cached()) else 0.0
+        states = states or {}
+        ready = [states.get(v, VersionState()).ready for v in ("stable", "candidate")]
+        return 100.0 * ready[1] / sum(ready) if sum(ready) else 0.0
+
+    # --- actions -------------------------------------------------------------------------
+
+    def apply(self, action: Action) -> None:
+        a = action.args
+        if action.kind in ("rolling_update", "recreate"):
+            self._set_template(a["version"], recreate=action.kind == "recreate")
+        elif action.kind == "scale":
+            self._scale(a["version"], int(a["replicas"]))
+        elif action.kind == "route":
+            self._route(float(a["weight"]))
+        else:
+            raise ValueError(f"the Kubernetes world cannot do {action.kind!r}")
+
+    def _set_template(self, version: str, recreate: bool) -> None:
+        name = self.service
+        dep = self._get_deployment(name)
+        old_image = _template_image(dep)
+        if version == "candidate":
+            if "template" not in self.saved:
+                self.saved["template"] = self.api.sanitize_for_serialization(dep.spec.template)
+                self.saved["strategy"] = self.api.sanitize_for_serialization(dep.spec.strategy)
+            template = copy.deepcopy(self.saved["template"])
+            template["spec"]["containers"][0]["image"] = self.scenario.candidate.image
+            annotations = template.setdefault("metadata", {}).setdefault("annotations", {}) or {}
+            annotations.update(self._pod_annotations("candidate"))
+            template["metadata"]["annotations"] = annotations
+            strategy: dict[str, Any] = (
+                {"type": "Recreate", "rollingUpdate": None}
+                if recreate
+                else {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {
+                        "maxSurge": self.plan.max_surge,
+                        "maxUnavailable": self.plan.max_unavailable,
+                    },
+                }
+            )
+        else:  # rollout undo: the template (and strategy) the Deployment had before the run
+            template = self.saved.get("template")
+            if template is None:
+                return
+            strategy = self.saved.get("strategy") or {"type": "RollingUpdate"}
+            if recreate:
+                strategy = {"type": "Recreate", "rollingUpdate": None}
+        body = {
+            "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
+            "spec": {
+                "template": template,
+                "strategy": strategy,
+                "minReadySeconds": int(self.plan.min_ready_seconds),
+                "progressDeadlineSeconds": int(self.plan.progress_deadline_seconds),
+                "paused": False,
+            },
+        }
+        self._patch_deployment(
+            name,
+            body,
+            "spec.template.spec.containers[0].image",
+            old_image,
+            template["spec"]["containers"][0]["image"],
+        )
+
+    def _pod_annotations(self, version: str) -> dict[str, str]:
+        """On a KWOK cluster, make pods start like the scenario says (ready delay, never ready)."""
+        if not self.is_kwok():
+            return {}
+        spec = self.scenario.candidate if version == "candidate" else self.scenario.stable
+        ann = {
+            KWOK_READY_DELAY: f"{self.scenario.pod.startup:g}s",
+            KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s",
+        }
+        if spec.never_ready:
+            ann[KWOK_NEVER_READY] = "true"
+        return ann
+
+    def is_kwok(self) -> bool:
+        if self._kwok is None:
+            nodes = self.core.list_node(limit=1).items
+            self._kwok = (
+                bool(nodes)
+                and (nodes[0].metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"
+            )
+        return self._kwok
+
+    def _slot_for(self, version: str) -> str:
+        stable = self.stable_slot_cached()
+        return stable if version == "stable" else n.other_slot(stable)
+
+    def _scale(self, version: str, replicas: int) -> None:
+        if not self.two_slots:
+            raise ValueError(
+                "scale is for canary and blue-green; rolling updates go through the Deployment"
+            )
+        name = n.slot_deployment(self.service, self._slot_for(version))
+        dep = self._get_deployment(name)
+        body: dict[str, Any] = {
+            "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
+            "spec": {
+                "replicas": replicas,
+                "progressDeadlineSeconds": int(self.plan.progress_deadline_seconds),
+                "minReadySeconds": int(self.plan.min_ready_seconds),
+            },
+        }
+        image = self.scenario.candidate.image if version == "candidate" else None
+        if image and replicas > 0 and _template_image(dep) != image:
+            container = dep.spec.template.spec.containers[0].name
+            body["spec"]["template"] = {
+                "metadata": {"annotations": self._pod_annotations("candidate")},
+                "spec": {"containers": [{"name": container, "image": image}]},
+            }
+            self.changes.append(
+                Change(
+                    self.now(),
+                    f"Deployment/{name}",
+                    "spec.template.spec.containers[0].image",
+                    _template_image(dep),
+                    image,
+                )
+            )
+        self._patch_deployment(name, body, "spec.replicas", dep.spec.replicas, replicas)
+
+    def _route(self, weight: float) -> None:
+        stable = self.stable_slot_cached()
+        cand = n.other_slot(stable)
+        if self.plan.routing == "router":
+            route = self._get_route()
+            rule = route["spec"]["rules"][0]
+            old = {r["name"]: r.get("weight", 1) for r in rule["backendRefs"]}
+            new_refs = []
+            for ref in rule["backendRefs"]:
+                ref = dict(ref)
+                ref["weight"] = (
+                    int(round(weight))
+                    if ref["name"] == n.slot_service(self.service, cand)
+                    else int(round(100 - weight))
+                )
+                new_refs.append(ref)
+            body = {
+                "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
+                "spec": {"rules": [{**rule, "backendRefs": new_refs}] + route["spec"]["rules"][1:]},
+            }
+            self.custom.patch_namespaced_custom_object(
+                n.HTTPROUTE_GROUP,
+                n.HTTPROUTE_VERSION,
+                self.namespace,
+                n.HTTPROUTE_PLURAL,
+                self.service,
+                body,
+            )
+            self.changes.append(
+                Change(
+                    self.now(),
+                    f"HTTPRoute/{self.service}",
+                    "spec.rules[0].backendRefs[].weight",
+                    old,
+                    {r["name"]: r["weight"] for r in new_refs},
+                )
+            )
+        elif self.plan.routing == "active":
+            active = cand if weight >= 100 else stable
+            svc = self._get_service(self.service)
+            old = (svc.spec.selector or {}).get(n.SLOT_LABEL)
+            if old != active:
+                self._patch_service(self.service, n.selector(self.service, active), old, active)
+            preview = n.preview_service(self.service)
+            self._patch_service(
+                preview,
+                n.selector(self.service, n.other_slot(active)),
+                None,
+                n.other_slot(active),
+                record=False,
+            )
+        # replica ratio: the weight follows the replica counts; nothing to route
+
+    def finish(self, status: dict[str, Any]) -> None:
+        """After a promotion the candidate's colour becomes the stable one."""
+        if self.two_slots and status.get("outcome") == "promoted":
+            cand = n.other_slot(self.stable_slot_cached())
+            svc = self._get_service(self.service)
+            old = (svc.metadata.annotations or {}).get(n.STABLE_SLOT_ANNOTATION)
+            self.core.patch_namespaced_service(
+                self.service,
+                self.namespace,
+                {
+                    "metadata": {
+                        "annotations": {
+                            n.STABLE_SLOT_ANNOTATION: cand,
+                            n.RUN_ANNOTATION: self.run_id,
+                        }
+                    }
+                },
+            )
+            self.changes.append(
+                Change(
+                    self.now(),
+                    f"Service/{self.service}",
+                    f"metadata.annotations[{n.STABLE_SLOT_ANNOTATION}]",
+                    old,
+                    cand,
+                )
+            )
+
+    # --- API helpers ----------------------------------------------------------------------
+
+    def _read(self, kind: str, name: str) -> Any:
+        if kind == "Deployment":
+            return self._get_deployment(name)
+        if kind == "Service":
+            return self._get_service(name)
+        return self._get_route(name)
+
+    def _get_deployment(self, name: str) -> client.V1Deployment:
+        return self.apps.read_namespaced_deployment(name, self.namespace)
+
+    def _get_service(self, name: str) -> client.V1Service:
+        return self.core.read_namespaced_service(name, self.namespace)
+
+    def _get_route(self, name: str | None = None) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(
+            n.HTTPROUTE_GROUP,
+            n.HTTPROUTE_VERSION,
+            self.namespace,
+            n.HTTPROUTE_PLURAL,
+            name or self.service,
+        )
+
+    def _patch_deployment(
+        self, name: str, body: dict[str, Any], fld: str, old: Any, new: Any
+    ) -> None:
+        self.apps.patch_namespaced_deployment(name, self.namespace, body)
+        self.changes.append(Change(self.now(), f"Deployment/{name}", fld, old, new))
+
+    def _patch_service(
+        self, name: str, selector: dict[str, str], old: Any, new: Any, record: bool = True
+    ) -> None:
+        body = {
+            "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
+            "spec": {"selector": selector},
+        }
+        try:
+            self.core.patch_namespaced_service(name, self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 404 and not record:
+                return
+            raise
+        if record:
+            self.changes.append(
+                Change(self.now(), f"Service/{name}", f"spec.selector[{n.SLOT_LABEL}]", old, new)
+            )
+
+
+def _template_image(obj: Any) -> str:
+    return obj.spec.template.spec.containers[0].image
+
+
+def _deployment_state(dep: client.V1Deployment) -> VersionState:
+    s = dep.status
+    fresh = (s.observed_generation or 0) >= (dep.metadata.generation or 0)
+    updated = s.updated_replicas or 0
+    desired = dep.spec.replicas or 0
+    current = (s.replicas or 0) if fresh else -1
+    if fresh and updated < (s.replicas or 0):
+        current = -1  # a rollout inside the colour is still going on
+    return VersionState(
+        desired=desired,
+        current=current,
+        ready=s.ready_replicas or 0,
+        available=s.available_replicas or 0,
+    )
+
+
+def _deadline_exceeded(dep: client.V1Deployment) -> bool:
+    for cond in dep.status.conditions or []:
+        if (
+            cond.type == "Progressing"
+            and cond.status == "False"
+            and cond.reason == "ProgressDeadlineExceeded"
+        ):
+            return True
+    return False

@@ -1,0 +1,470 @@
+"""The traffic exporter: routing rules and sampling as pure functions, then against real pods.
+
+The cluster tests bring up their own local control plane (no Prometheus) for this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import numpy as np
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from scipy.special import ndtri
+
+from deploysim import cli
+from deploysim.kube import localcluster
+from deploysim.kube import naming as n
+from deploysim.kube.traffic import (
+    BUCKETS,
+    CODES,
+    Flow,
+    Metrics,
+    PodView,
+    candidate_weight,
+    outage_rate,
+    plan_flows,
+    preview_backend,
+    sample_tick,
+    start_exporter,
+    user_backends,
+)
+from deploysim.scenario import Scenario, load_scenario
+
+APP = n.APP_LABEL
+SLOT = n.SLOT_LABEL
+
+
+def scenario(*overrides: str) -> Scenario:
+    base = [
+        "traffic.shape=constant", "stable.image=app:1", "candidate.image=app:2",
+        "stable.error_rate=0.001", "pod.capacity_rps=1000",
+    ]
+    return load_scenario(overrides=base + list(overrides))
+
+
+def pod(name: str, image: str, ready: bool = True, slot: str | None = None, svc: str = "s") -> PodView:
+    labels = {APP: svc} | ({SLOT: slot} if slot else {})
+    return PodView(name, labels, image, ready)
+
+
+# --- routing (pure) ---------------------------------------------------------------------------
+
+PODS = [
+    pod("b1", "app:1", slot="blue"), pod("b2", "app:1", slot="blue"),
+    pod("g1", "app:2", slot="green"), pod("g2", "app:2", ready=False, slot="green"),
+]
+SVCS = {"s": {APP: "s"}, "s-blue": {SLOT: "blue"}, "s-green": {SLOT: "green"}}
+
+
+def route(*refs: tuple[str, int | None]) -> dict:
+    return {"spec": {"rules": [{"backendRefs": [
+        {"name": name, "port": 80} | ({} if w is None else {"weight": w}) for name, w in refs]}]}}
+
+
+@pytest.mark.parametrize(
+    ("services", "httproute", "expected"),
+    [
+        # the Service spreads requests over the ready pods it selects (g2 is not ready)
+        (SVCS, None, [("s", 1.0, ("b1", "b2", "g1"), "stable")]),
+        # no Service and no HTTPRoute: users reach nothing
+        ({}, None, [("", 1.0, (), "stable")]),
+        # a Service without a selector has no pod endpoints
+        ({"s": None}, None, [("s", 1.0, (), "stable")]),
+        # the HTTPRoute splits by weight, whatever the Service S selects
+        (SVCS, route(("s-blue", 90), ("s-green", 10)),
+         [("s-blue", 0.9, ("b1", "b2"), "stable"), ("s-green", 0.1, ("g1",), "candidate")]),
+        # weight defaults to 1; a zero weight gets nothing
+        (SVCS, route(("s-blue", None), ("s-green", None)),
+         [("s-blue", 0.5, ("b1", "b2"), "stable"), ("s-green", 0.5, ("g1",), "candidate")]),
+        (SVCS, route(("s-blue", 0), ("s-green", 100)), [("s-green", 1.0, ("g1",), "candidate")]),
+        # every weight zero: nothing to send to
+        (SVCS, route(("s-blue", 0), ("s-green", 0)), [("", 1.0, (), "stable")]),
+        # a backend Service that does not exist has no endpoints
+        (SVCS, route(("s-red", 1)), [("s-red", 1.0, (), "stable")]),
+    ],
+)
+def test_user_backends(services, httproute, expected) -> None:
+    got = user_backends("s", PODS, services, httproute, "app:2")
+    assert [(b.name, b.share, b.pods, b.version) for b in got] == expected
+
+
+def test_a_backend_with_no_ready_pod_is_charged_to_the_version_it_selects() -> None:
+    pods = [pod("g1", "app:2", ready=False, slot="green"), pod("g2", "app:2", ready=False, slot="green")]
+    (b,) = user_backends("s", pods, SVCS, route(("s-green", 1)), "app:2")
+    assert (b.pods, b.version) == ((), "candidate")
+    flows = plan_flows([b], None, 100.0, 0.0, {})
+    assert flows == [Flow(None, "candidate", "user", 100.0)]
+
+
+def test_flows_split_evenly_and_preview_waits_for_the_switch() -> None:
+    versions = {p.name: ("candidate" if p.image == "app:2" else "stable") for p in PODS}
+    svcs = SVCS | {"s-preview": {SLOT: "green"}}
+    preview = preview_backend("s", PODS, svcs, "app:2")
+    assert preview is not None and preview.pods == ("g1",)
+    # blue-green before the switch: users on blue, smoke tests on the preview
+    active = user_backends("s", PODS, {**svcs, "s": {SLOT: "blue"}}, None, "app:2")
+    flows = plan_flows(active, preview, 200.0, 20.0, versions)
+    assert sorted((f.pod, f.route, f.rps) for f in flows) == [
+        ("b1", "user", 100.0), ("b2", "user", 100.0), ("g1", "preview", 20.0)]
+    assert candidate_weight(flows) == 0.0
+    # once users reach the candidate there is no preview traffic
+    split = user_backends("s", PODS, svcs, route(("s-blue", 3), ("s-green", 1)), "app:2")
+    flows = plan_flows(split, preview, 200.0, 20.0, versions)
+    assert {f.route for f in flows} == {"user"}
+    assert candidate_weight(flows) == pytest.approx(25.0)
+    assert sum(f.rps for f in flows) == pytest.approx(200.0)
+    # no S-preview Service: no preview traffic
+    assert preview_backend("s", PODS, SVCS, "app:2") is None
+
+
+def test_outage_rate_by_wall_time_since_start() -> None:
+    sc = scenario("faults.0.kind=dependency_outage", "faults.0.at=10s", "faults.0.duration=5s",
+                  "faults.0.error_rate=0.5", "faults.1.kind=dependency_outage", "faults.1.at=12s",
+                  "faults.1.duration=10s", "faults.1.error_rate=0.5", "faults.2.kind=node_failure",
+                  "faults.2.at=0s")
+    assert [outage_rate(sc, t) for t in (0, 9.9, 10, 12, 14.9, 15, 21.9, 22)] == [
+        0.0, 0.0, 0.5, 0.75, 0.75, 0.5, 0.5, 0.0]
+
+
+# --- sampling (pure) --------------------------------------------------------------------------
+
+
+def bucket_quantile(counts: np.ndarray, q: float) -> float:
+    """histogram_quantile's rule: linear within the bucket holding rank q * total."""
+    cum = np.cumsum(counts)
+    rank = q * cum[-1]
+    i = int(np.searchsorted(cum, rank))
+    lo = BUCKETS[i - 1] if i else 0.0
+    below = cum[i - 1] if i else 0
+    return lo + (BUCKETS[i] - lo) * (rank - below) / counts[i]
+
+
+def test_sample_tick_errors_latency_and_shedding() -> None:
+    sc = scenario("candidate.error_rate=0.2", "stable.latency_ms=40", "candidate.latency_ms=80",
+                  "stable.latency_sigma=0.3", "candidate.latency_sigma=0.3")
+    flows = [Flow("a", "stable", "user", 250.0), Flow("b", "candidate", "user", 250.0),
+             Flow(None, "candidate", "user", 50.0)]
+    tick = sample_tick(np.random.default_rng(3), sc, flows, 20.0)
+    stable, cand = tick.codes[("stable", "user")], tick.codes[("candidate", "user")]
+    assert stable.sum() == pytest.approx(5000, rel=0.06)
+    assert stable[1] / stable.sum() < 0.005
+    # the candidate's pod fails 20%; the requests with no endpoint are all 503
+    assert cand[1] / (cand.sum() - cand[2]) == pytest.approx(0.2, abs=0.025)
+    assert cand[2] == pytest.approx(1000, rel=0.15)
+    # latency: only answered requests, log-normal with median latency_ms / sqrt(1 - rho)
+    assert tick.buckets[("stable", "user")].sum() == stable.sum()
+    assert tick.buckets[("candidate", "user")].sum() == cand.sum() - cand[2]
+    factor = 1 / math.sqrt(1 - 0.25)
+    for key, median in ((("stable", "user"), 0.040), (("candidate", "user"), 0.080)):
+        for q in (0.5, 0.99):
+            want = median * factor * math.exp(0.3 * ndtri(q))
+            assert bucket_quantile(tick.buckets[key], q) == pytest.approx(want, rel=0.06)
+    # one pod offered twice its capacity sheds half, answered 503
+    over = sample_tick(np.random.default_rng(4), sc, [Flow("a", "stable", "user", 2000.0)], 5.0)
+    codes = over.codes[("stable", "user")]
+    assert codes[2] / codes.sum() == pytest.approx(0.5, abs=0.02)
+
+
+def test_sample_tick_is_seeded_and_outage_fails_everything() -> None:
+    sc = scenario()
+    flows = [Flow("a", "stable", "user", 100.0), Flow("b", "candidate", "preview", 10.0)]
+    one = sample_tick(np.random.default_rng(7), sc, flows, 1.0)
+    two = sample_tick(np.random.default_rng(7), sc, flows, 1.0)
+    assert all((one.codes[k] == two.codes[k]).all() for k in one.codes)
+    down = sample_tick(np.random.default_rng(7), sc, flows, 1.0, outage=1.0)
+    for counts in down.codes.values():
+        assert counts[0] == 0 and counts[1] > 0
+
+
+# --- exposition -------------------------------------------------------------------------------
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = LINE.match(line)
+        assert m, f"not in the exposition format: {line!r}"
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def total(samples, name: str, **match: str) -> float:
+    return sum(v for s, labels, v in samples if s == name and all(labels.get(k) == x for k, x in match.items()))
+
+
+def test_metrics_text_exposition() -> None:
+    metrics = Metrics("shop", "prod")
+    samples = parse_metrics(metrics.render())
+    # every version x code x route exists at 0 from the start
+    reqs = [(lb["version"], lb["code"], lb["route"]) for s, lb, _ in samples if s == "deploysim_requests_total"]
+    assert len(reqs) == len(set(reqs)) == 2 * len(CODES) * 2
+    assert all(lb["service"] == "shop" and lb["namespace"] == "prod" for _, lb, _ in samples)
+    sc = scenario()
+    metrics.add(sample_tick(np.random.default_rng(1), sc, [Flow("a", "stable", "user", 500.0)], 2.0))
+    samples = parse_metrics(metrics.render())
+    count = total(samples, "deploysim_requests_total", version="stable", route="user")
+    assert count > 800
+    buckets = [(lb["le"], v) for s, lb, v in samples
+               if s == "deploysim_request_duration_seconds_bucket" and lb["version"] == "stable" and lb["route"] == "user"]
+    values = [v for _, v in buckets]
+    assert values == sorted(values) and buckets[-1] == ("+Inf", count)
+    assert total(samples, "deploysim_request_duration_seconds_count", version="stable", route="user") == count
+    assert total(samples, "deploysim_request_duration_seconds_sum", version="stable", route="user") > 0
+    assert total(samples, "deploysim_traffic_seconds_total") == pytest.approx(2.0)
+
+
+# --- against a real cluster -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[tuple[localcluster.ClusterInfo, client.ApiClient]]:
+    name = f"traffic-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    localcluster.down(name)  # whatever a killed earlier run left behind
+    info = localcluster.up(nodes=2, name=name, timeout=120)
+    api = config.new_client_from_config(config_file=str(info.kubeconfig))
+    try:
+        yield info, api
+    finally:
+        api.close()
+        localcluster.down(name)
+
+
+def deployment(api: client.ApiClient, name: str, service: str, image: str, replicas: int,
+               slot: str | None = None) -> None:
+    labels = n.selector(service, slot)
+    client.AppsV1Api(api).create_namespaced_deployment("default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels, "annotations": {"deploysim.io/ready-delay": "200ms",
+                                                           "deploysim.io/ready-jitter": "100ms"}},
+            "spec": {"containers": [{"name": "app", "image": image}]}}}})
+
+
+def service(api: client.ApiClient, name: str, selector: dict[str, str]) -> None:
+    client.CoreV1Api(api).create_namespaced_service("default", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"selector": selector, "ports": [{"port": 80}]}})
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready_pods(api: client.ApiClient, svc: str) -> int:
+    pods = client.CoreV1Api(api).list_namespaced_pod("default", label_selector=f"{APP}={svc}").items
+    return sum(1 for p in pods if p.metadata.deletion_timestamp is None
+               and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or [])))
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(url: str) -> tuple[float, list]:
+    """(seconds of traffic drawn, samples): rates from two scrapes need no wall clock."""
+    samples = parse_metrics(httpx.get(url, timeout=5).text)
+    return total(samples, "deploysim_traffic_seconds_total"), samples
+
+
+@pytest.mark.cluster
+def test_counters_increase_at_the_scenario_rps(kube) -> None:
+    info, api = kube
+    deployment(api, "plain", "plain", "app:1", 3)
+    service(api, "plain", n.selector("plain"))
+    wait_for("3 ready pods", lambda: ready_pods(api, "plain") == 3)
+    sc = scenario("service=plain", "traffic.rps=300")
+    with start_exporter(sc, kubeconfig=info.kubeconfig, tick=0.25) as ex:
+        wait_for("the first tick", lambda: ex.flows)
+        t1, s1 = scrape(ex.url)
+        time.sleep(3)
+        t2, s2 = scrape(ex.url)
+    served = total(s2, "deploysim_requests_total") - total(s1, "deploysim_requests_total")
+    assert served / (t2 - t1) == pytest.approx(300, rel=0.15)
+    assert total(s2, "deploysim_requests_total", version="candidate") == 0
+    assert total(s2, "deploysim_requests_total", code="503") == 0
+    assert total(s2, "deploysim_ready_pods", version="stable") == 3
+    assert total(s2, "deploysim_candidate_weight") == 0
+    # three ready pods of the Service share the requests evenly
+    assert sorted(f.rps for f in ex.flows) == pytest.approx([100.0] * 3)
+
+
+@pytest.mark.cluster
+def test_candidate_on_half_the_ready_pods(kube) -> None:
+    info, api = kube
+    deployment(api, "mixed-blue", "mixed", "app:1", 2, "blue")
+    deployment(api, "mixed-green", "mixed", "app:2", 2, "green")
+    service(api, "mixed", n.selector("mixed"))  # replica-ratio canary: every pod of the service
+    wait_for("4 ready pods", lambda: ready_pods(api, "mixed") == 4)
+    sc = scenario("service=mixed", "traffic.rps=1000", "candidate.error_rate=0.2")
+    with start_exporter(sc, kubeconfig=info.kubeconfig, tick=0.25) as ex:
+        wait_for("the first tick", lambda: ex.flows)
+        t0 = time.time()
+        time.sleep(4)
+        served = ex.served(t0, time.time())
+        (sreq, serr), (creq, cerr) = served["stable"], served["candidate"]
+        assert (sreq + creq) > 3000
+        assert creq / (sreq + creq) == pytest.approx(0.5, abs=0.04)
+        assert (serr + cerr) / (sreq + creq) == pytest.approx(0.1, abs=0.02)
+        assert cerr / creq == pytest.approx(0.2, abs=0.04)
+        assert serr / sreq < 0.01
+        # the candidate's pods go away: the watch sees it and it gets no more requests
+        client.AppsV1Api(api).patch_namespaced_deployment_scale("mixed-green", "default", {"spec": {"replicas": 0}})
+        wait_for("no flow to the candidate", lambda: all(f.version == "stable" for f in ex.flows), 20)
+        before = ex.totals()["candidate"][0]
+        time.sleep(1.0)
+        assert ex.totals()["candidate"][0] == before
+        assert ex.totals()["stable"][0] > sreq
+
+
+HTTPROUTE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {
+        "name": f"{n.HTTPROUTE_PLURAL}.{n.HTTPROUTE_GROUP}",
+        # *.k8s.io groups need this, as the Gateway API's own CRDs carry
+        "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466"},
+    },
+    "spec": {
+        "group": n.HTTPROUTE_GROUP,
+        "scope": "Namespaced",
+        "names": {"plural": n.HTTPROUTE_PLURAL, "singular": "httproute", "kind": "HTTPRoute",
+                  "listKind": "HTTPRouteList"},
+        "versions": [{"name": n.HTTPROUTE_VERSION, "served": True, "storage": True, "schema": {
+            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+def install_httproute_crd(api: client.ApiClient) -> None:
+    """A schemaless stand-in for the Gateway API's HTTPRoute CRD (no download needed)."""
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        ext.create_custom_resource_definition(HTTPROUTE_CRD)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition(HTTPROUTE_CRD["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+    wait_for("the HTTPRoute CRD", established)
+    # the API server serves the new kind a moment after Established
+    custom = client.CustomObjectsApi(api)
+    wait_for("HTTPRoutes served", lambda: _served(custom))
+
+
+def _served(custom: client.CustomObjectsApi) -> bool:
+    try:
+        custom.list_namespaced_custom_object(n.HTTPROUTE_GROUP, n.HTTPROUTE_VERSION, "default", n.HTTPROUTE_PLURAL)
+        return True
+    except ApiException:
+        return False
+
+
+@pytest.mark.cluster
+def test_httproute_weights_then_preview_traffic(kube) -> None:
+    info, api = kube
+    install_httproute_crd(api)
+    s = "routed"
+    deployment(api, n.slot_deployment(s, "blue"), s, "app:1", 2, "blue")
+    deployment(api, n.slot_deployment(s, "green"), s, "app:2", 2, "green")
+    service(api, s, n.selector(s, "blue"))
+    for slot in n.SLOTS:
+        service(api, n.slot_service(s, slot), n.selector(s, slot))
+    service(api, n.preview_service(s), n.selector(s, "green"))
+    custom = client.CustomObjectsApi(api)
+    body = {"apiVersion": f"{n.HTTPROUTE_GROUP}/{n.HTTPROUTE_VERSION}", "kind": "HTTPRoute",
+            "metadata": {"name": s}, "spec": {"rules": [{"backendRefs": [
+                {"name": n.slot_service(s, "blue"), "port": 80, "weight": 75},
+                {"name": n.slot_service(s, "green"), "port": 80, "weight": 25}]}]}}
+    custom.create_namespaced_custom_object(n.HTTPROUTE_GROUP, n.HTTPROUTE_VERSION, "default", n.HTTPROUTE_PLURAL, body)
+    wait_for("4 ready pods", lambda: ready_pods(api, s) == 4)
+    sc = scenario(f"service={s}", "traffic.rps=800", "strategy.kind=blue-green", "strategy.preview_rps=100")
+    with start_exporter(sc, kubeconfig=info.kubeconfig, tick=0.25) as ex:
+        wait_for("the first tick", lambda: ex.flows)
+        t0 = time.time()
+        time.sleep(3)
+        served = ex.served(t0, time.time())
+        creq, sreq = served["candidate"][0], served["stable"][0]
+        # exactly the weight asked for (HTTPRoute), not the share of ready pods (50%)
+        assert creq / (creq + sreq) == pytest.approx(0.25, abs=0.04)
+        assert {f.route for f in ex.flows} == {"user"}
+        # weight back to 0: the candidate sees only smoke tests through S-preview
+        body["spec"]["rules"][0]["backendRefs"][1]["weight"] = 0
+        custom.patch_namespaced_custom_object(n.HTTPROUTE_GROUP, n.HTTPROUTE_VERSION, "default",
+                                              n.HTTPROUTE_PLURAL, s, {"spec": body["spec"]})
+        wait_for("preview flows", lambda: {f.route for f in ex.flows} == {"user", "preview"}, 10)
+        t1, s1 = scrape(ex.url)
+        time.sleep(3)
+        t2, s2 = scrape(ex.url)
+    preview = (total(s2, "deploysim_requests_total", version="candidate", route="preview")
+               - total(s1, "deploysim_requests_total", version="candidate", route="preview"))
+    user_c = (total(s2, "deploysim_requests_total", version="candidate", route="user")
+              - total(s1, "deploysim_requests_total", version="candidate", route="user"))
+    assert preview / (t2 - t1) == pytest.approx(100, rel=0.25)
+    assert user_c == 0
+    assert total(s2, "deploysim_candidate_weight") == 0
+
+
+@pytest.mark.cluster
+def test_cli_serves_then_reports(kube, capsys) -> None:
+    info, api = kube
+    deployment(api, "clisvc", "clisvc", "app:1", 1)
+    service(api, "clisvc", n.selector("clisvc"))
+    wait_for("1 ready pod", lambda: ready_pods(api, "clisvc") == 1)
+    code = cli.main(["traffic", "--kubeconfig", str(info.kubeconfig), "--service", "clisvc",
+                     "--set", "traffic.shape=constant", "--set", "traffic.rps=200",
+                     "--set", "stable.image=app:1", "--duration", "1.5s", "--tick", "0.25"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert re.search(r"^port \d+$", out, re.M)
+    requests = int(re.search(r"stable: (\d+) requests", out).group(1))
+    assert 150 < requests < 450
+    # registering with a cluster that is not up is a user error: one line, exit 2
+    code = cli.main(["traffic", "--kubeconfig", str(info.kubeconfig), "--service", "clisvc",
+                     "--register", "no-such-cluster", "--duration", "1s"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no-such-cluster" in err[0]
+    # stopped right after it started, and still no thread (or open watch) left behind
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("deploysim-traffic")]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    assert cli.main(["traffic", "--kubeconfig", str(tmp_path / "missing"), "--duration", "1s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deploysim: error: --kubeconfig")
+    # an API server that is not there
+    port = closed_port()
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        f"clusters: [{{name: x, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: x, user: {}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\n")
+    t0 = time.monotonic()
+    assert cli.main(["traffic", "--kubeconfig", str(kc), "--duration", "1s"]) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"127.0.0.1:{port}" in err[0], err
