@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 rehearse: $(STAMP)
 	$(BIN)/deploysim rehearse --out reports/default
 
-test: $(STAMP)
+# the cluster tests need Debian's prometheus and the control plane built from Go modules
+# (cached in ~/.cache/deploysim/k8s/<version>; the first build takes a while)
+cluster-deps:
+	bash k8s/setup.sh
+
+test: $(STAMP) cluster-deps
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not cluster" --ignore=tests/kube --ignore=tests/cluster
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py

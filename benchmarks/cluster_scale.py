@@ -59,11 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         api_client = config.new_client_from_config(config_file=str(info.kubeconfig))
         apps = client.AppsV1Api(api_client)
         ns, name = "default", "scale"
-        annotations = {"deploysim.io/ready-delay": args.ready_delay, "deploysim.io/ready-jitter": args.ready_jitter}
+        annotations = {
+            "deploysim.io/ready-delay": args.ready_delay,
+            "deploysim.io/ready-jitter": args.ready_jitter,
+        }
         body = {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
             "spec": {
-                "replicas": args.replicas, "selector": {"matchLabels": {"app": name}},
+                "replicas": args.replicas,
+                "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}, "annotations": annotations},
                     "spec": {"containers": [{"name": "app", "image": "registry.local/app:1.0.0"}]},
@@ -78,11 +84,28 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.monotonic()
         apps.patch_namespaced_deployment(
-            name, ns, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.local/app:1.0.1"}]}}}}
+            name,
+            ns,
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"name": "app", "image": "registry.local/app:1.0.1"}]
+                        }
+                    }
+                }
+            },
         )
-        wait(lambda: rollout_complete(apps, name, ns, args.replicas), 1800, "rolling update to complete")
+        wait(
+            lambda: rollout_complete(apps, name, ns, args.replicas),
+            1800,
+            "rolling update to complete",
+        )
         figures["rolling_update_s"] = round(time.monotonic() - t0, 1)
-        print(f"rolling update (maxSurge/maxUnavailable 25%) complete: {figures['rolling_update_s']} s", flush=True)
+        print(
+            f"rolling update (maxSurge/maxUnavailable 25%) complete: {figures['rolling_update_s']} s",
+            flush=True,
+        )
         api_client.close()
     finally:
         if not args.keep:

@@ -56,9 +56,10 @@ class Record:
     scenario: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
     pod_trace: pd.DataFrame | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)  # API changes on a real cluster
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": RECORD_VERSION,
             "summary": self.summary,
             "decisions": self.decisions,
@@ -66,6 +67,9 @@ class Record:
             "plan": self.plan,
             "scenario": self.scenario,
         }
+        if self.changes:
+            data["changes"] = self.changes
+        return data
 
     def save(self, out: str | Path) -> Path:
         """timeline.csv, summary.json and record.json into ``out``."""
@@ -82,7 +86,8 @@ class Record:
         data = json.loads((folder / "record.json").read_text())
         timeline = pd.read_csv(folder / "timeline.csv") if (folder / "timeline.csv").exists() else pd.DataFrame()
         return cls(summary=data["summary"], timeline=timeline, decisions=data.get("decisions", []),
-                   steps=data.get("steps", []), plan=data.get("plan", {}), scenario=data.get("scenario", {}))
+                   steps=data.get("steps", []), plan=data.get("plan", {}), scenario=data.get("scenario", {}),
+                   changes=data.get("changes", []))
 
 
 def _jsonable(value: Any) -> Any:

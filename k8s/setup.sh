@@ -50,12 +50,12 @@ if ! command -v prometheus >/dev/null 2>&1; then
     if ! apt-cache show prometheus >/dev/null 2>&1 \
         || [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]]; then
         log "apt-get update"
-        ${SUDO} apt-get update -q >&2
+        ${SUDO} apt-get -o DPkg::Lock::Timeout=600 update -q >&2
     fi
     log "apt-get install prometheus"
-    ${SUDO} apt-get install -y -q --no-install-recommends prometheus >&2
+    ${SUDO} apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus >&2
     if [[ "${made_policy}" == "1" ]]; then ${SUDO} rm -f "${policy}"; fi
-    stop_packaged_prometheus
 fi
+stop_packaged_prometheus
 
 bash "${here}/build.sh"

@@ -166,3 +166,44 @@ def delete_namespace(api: client.ApiClient, namespace: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def apply_rbac(api: client.ApiClient, namespace: str, path: str) -> None:
+    """Create the ServiceAccount, Role and RoleBinding of ``deploy/rbac.yaml`` in ``namespace``."""
+    import yaml
+
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for doc in yaml.safe_load_all(open(path).read()):  # noqa: SIM115
+        kind = doc["kind"]
+        if kind == "ServiceAccount":
+            _create(core.create_namespaced_service_account, namespace, doc)
+        elif kind == "Role":
+            _create(rbac.create_namespaced_role, namespace, doc)
+        elif kind == "RoleBinding":
+            doc = {**doc, "subjects": [{**s, "namespace": namespace} for s in doc["subjects"]]}
+            _create(rbac.create_namespaced_role_binding, namespace, doc)
+        else:
+            raise ClusterError(f"{path}: unexpected kind {kind}")
+
+
+def service_account_kubeconfig(
+    api: client.ApiClient, namespace: str, account: str, admin_kubeconfig: str, out: str,
+    context: str = "deploysim-runbook",
+) -> str:
+    """A kubeconfig that acts as ``namespace/account`` (a short-lived token), for least-privilege runs."""
+    import yaml
+
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(
+        account, namespace, client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))).status.token
+    admin = yaml.safe_load(open(admin_kubeconfig).read())  # noqa: SIM115
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "cluster", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": "cluster", "user": account, "namespace": namespace}}],
+    }
+    with open(out, "w") as fh:
+        yaml.safe_dump(config, fh)
+    return out

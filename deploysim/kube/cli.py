@@ -37,7 +37,10 @@ def _guard(handler):
 @_guard
 def cmd_up(args: argparse.Namespace) -> int:
     info = localcluster.up(
-        nodes=args.nodes, prometheus=args.prometheus, name=args.name, api_port=args.api_port,
+        nodes=args.nodes,
+        prometheus=args.prometheus,
+        name=args.name,
+        api_port=args.api_port,
         timeout=args.timeout,
     )
     print(f"cluster {info.name!r} is up: {info.nodes} nodes Ready, API {info.api_server}")
@@ -72,7 +75,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if st["prometheus_url"]:
         print(f"  prometheus   {st['prometheus_url']}")
     for component, c in st["components"].items():
-        health = "healthy" if c["healthy"] else ("alive, unhealthy" if c["alive"] else "NOT RUNNING")
+        health = (
+            "healthy" if c["healthy"] else ("alive, unhealthy" if c["alive"] else "NOT RUNNING")
+        )
         print(f"  {component:<24} pid {c['pid']:<8} port {c['port']:<6} {health}")
     return 0 if st["running"] else 3
 
@@ -86,24 +91,35 @@ def cmd_env(args: argparse.Namespace) -> int:
 def add_cluster_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``cluster up|down|status|env``; each sets ``func(args) -> int``."""
     cluster = subparsers.add_parser(
-        "cluster", help="a local Kubernetes control plane (KWOK nodes) on 127.0.0.1",
+        "cluster",
+        help="a local Kubernetes control plane (KWOK nodes) on 127.0.0.1",
         description="Start, inspect and stop a local Kubernetes control plane with fake (KWOK) nodes.",
     )
     sub = cluster.add_subparsers(dest="cluster_command", metavar="{up,down,status,env}")
     sub.required = True
 
     def named(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument("--name", default="deploysim", help="cluster name (default: %(default)s)")
+        parser.add_argument(
+            "--name", default="deploysim", help="cluster name (default: %(default)s)"
+        )
         return parser
 
     up = named(sub.add_parser("up", help="start the cluster and wait until every node is Ready"))
-    up.add_argument("--nodes", type=int, default=3, help="fake nodes to create (default: %(default)s)")
-    up.add_argument("--prometheus", action="store_true", help="also start Prometheus on a free port")
-    up.add_argument("--api-port", type=int, default=None, help="kube-apiserver port (default: a free one)")
+    up.add_argument(
+        "--nodes", type=int, default=3, help="fake nodes to create (default: %(default)s)"
+    )
+    up.add_argument(
+        "--prometheus", action="store_true", help="also start Prometheus on a free port"
+    )
+    up.add_argument(
+        "--api-port", type=int, default=None, help="kube-apiserver port (default: a free one)"
+    )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
 
-    down = named(sub.add_parser("down", help="stop every process of the cluster and remove its state"))
+    down = named(
+        sub.add_parser("down", help="stop every process of the cluster and remove its state")
+    )
     down.set_defaults(func=cmd_down)
 
     st = named(sub.add_parser("status", help="which processes run, their ports and health"))

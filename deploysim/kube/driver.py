@@ -151,7 +151,7 @@ class _Store:
         return True
 
     def lock(self) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         spec = client.V1LeaseSpec(
             holder_identity=self.run_id,
             lease_duration_seconds=LEASE_SECONDS,
@@ -182,7 +182,7 @@ class _Store:
         self.coord.replace_namespaced_lease(self.name, self.namespace, lease)
 
     def renew(self) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         try:
             self.coord.patch_namespaced_lease(
                 self.name,

@@ -43,9 +43,23 @@ from deploysim.errors import ClusterError
 
 #: Keep in step with K8S_VERSION in k8s/build.sh.
 K8S_VERSION = "v1.35.4"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+)
 #: Start order; down() stops in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "prometheus",
+)
 NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 HOST = "127.0.0.1"
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -193,7 +207,9 @@ def _is_our_process(proc: ProcessInfo) -> bool:
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return bool(cmdline) and bool(proc.argv) and cmdline[0].decode(errors="replace") == proc.argv[0]
+    # An interpreted program shows as "/bin/sh <path>": accept the path in either place.
+    head = [part.decode(errors="replace") for part in cmdline[:2]]
+    return bool(proc.argv) and proc.argv[0] in head
 
 
 def _stop_process(proc: ProcessInfo, timeout: float = 10.0) -> None:
@@ -228,6 +244,8 @@ def _free_port() -> int:
 
 def _check_port(port: int, component: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As Go servers do: a port in TIME_WAIT is free, only a bound one is taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError as e:
@@ -237,12 +255,24 @@ def _check_port(port: int, component: str) -> None:
             ) from None
 
 
-def _log_tail(path: str | Path, lines: int = 8) -> str:
+def _log_tail(path: str | Path, lines: int = 20) -> list[str]:
     try:
         text = Path(path).read_text(errors="replace").strip().splitlines()
     except OSError:
-        return ""
-    return "\n".join(text[-lines:])
+        return []
+    return text[-lines:]
+
+
+_ERROR_LINE = re.compile(r"error|fatal|fail|panic|unknown flag|in use|denied|invalid", re.I)
+
+
+def _why(path: str | Path) -> str:
+    """The line of a component's log that most likely says why it stopped."""
+    tail = _log_tail(path)
+    for line in reversed(tail):
+        if _ERROR_LINE.search(line):
+            return line.strip()[:400]
+    return tail[-1].strip()[:400] if tail else "(empty log)"
 
 
 # --------------------------------------------------------------------------- health
@@ -302,22 +332,80 @@ def _write_pki(pki: Path) -> None:
         raise ClusterStartError("'openssl' is not on PATH; install it (apt-get install openssl)")
     pki.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
-             "-subj", "/CN=deploysim-local-ca", cwd=pki)
-    sans = ",".join([
-        f"IP:{HOST}", "DNS:localhost", "IP:10.96.0.1", "DNS:kubernetes", "DNS:kubernetes.default",
-        "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
-    ])
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=deploysim-local-ca",
+        cwd=pki,
+    )
+    sans = ",".join(
+        [
+            f"IP:{HOST}",
+            "DNS:localhost",
+            "IP:10.96.0.1",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
+    )
     certs = {
-        "apiserver": ("/CN=kube-apiserver", f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"),
+        "apiserver": (
+            "/CN=kube-apiserver",
+            f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n",
+        ),
         "admin": ("/O=system:masters/CN=deploysim-admin", "extendedKeyUsage=clientAuth\n"),
     }
     for stem, (subj, ext) in certs.items():
         (pki / f"{stem}.ext").write_text(ext)
-        _openssl("req", "-new", *ec, "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", subj, cwd=pki)
-        _openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "3650", "-out", f"{stem}.crt", "-extfile", f"{stem}.ext", cwd=pki)
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "sa.key", cwd=pki)
+        _openssl(
+            "req",
+            "-new",
+            *ec,
+            "-keyout",
+            f"{stem}.key",
+            "-out",
+            f"{stem}.csr",
+            "-subj",
+            subj,
+            cwd=pki,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{stem}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-out",
+            f"{stem}.crt",
+            "-extfile",
+            f"{stem}.ext",
+            cwd=pki,
+        )
+    _openssl(
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-out",
+        "sa.key",
+        cwd=pki,
+    )
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
     for key in pki.glob("*.key"):
         key.chmod(0o600)
@@ -329,9 +417,21 @@ def _write_kubeconfig(path: Path, name: str, server: str, pki: Path) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": f"{name}-admin", "user": {
-            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": f"{name}-admin",
+                "user": {
+                    "client-certificate": str(pki / "admin.crt"),
+                    "client-key": str(pki / "admin.key"),
+                },
+            }
+        ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
         "current-context": name,
     }
@@ -431,6 +531,22 @@ def _save(info: ClusterInfo) -> None:
     tmp.replace(path)
 
 
+def failed_logs_dir(name: str) -> Path:
+    """Where the logs of the last failed ``up`` of ``name`` are kept."""
+    return clusters_dir() / ".failed-logs" / name
+
+
+def _keep_logs(info: ClusterInfo) -> Path | None:
+    logs = info.state_dir / "logs"
+    if not logs.is_dir():
+        return None
+    dest = failed_logs_dir(info.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(logs), str(dest))
+    return dest
+
+
 def _running(info: ClusterInfo) -> list[str]:
     return [c for c, p in info.processes.items() if _is_our_process(p)]
 
@@ -438,7 +554,9 @@ def _running(info: ClusterInfo) -> list[str]:
 # --------------------------------------------------------------------------- up/down
 
 
-def _spawn(info: ClusterInfo, component: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> None:
+def _spawn(
+    info: ClusterInfo, component: str, argv: list[str], port: int, env: dict[str, str] | None = None
+) -> None:
     log_path = info.state_dir / "logs" / f"{component}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -452,8 +570,12 @@ def _spawn(info: ClusterInfo, component: str, argv: list[str], port: int, env: d
             env={**os.environ, **(env or {})},
         )
     info.processes[component] = ProcessInfo(
-        component=component, pid=proc.pid, port=port, url=_health_url(component, port),
-        log=str(log_path), argv=argv,
+        component=component,
+        pid=proc.pid,
+        port=port,
+        url=_health_url(component, port),
+        log=str(log_path),
+        argv=argv,
     )
     _save(info)
 
@@ -463,17 +585,37 @@ def _wait_healthy(info: ClusterInfo, component: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _pid_alive(proc.pid):
-            tail = _log_tail(proc.log)
             raise ClusterStartError(
-                f"{component} exited during start-up (log {proc.log}):\n{tail}"
+                f"{component} exited during start-up: {_why(proc.log)} (log {proc.log})"
             )
         if _healthy(info, component):
             return
         time.sleep(0.2)
     raise ClusterStartError(
         f"{component} did not become healthy at {proc.url} within {timeout:.0f}s "
-        f"(log {proc.log}):\n{_log_tail(proc.log)}"
+        f"(last log line: {_why(proc.log)}; log {proc.log})"
     )
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """One up/down at a time per cluster name, across processes."""
+    import fcntl
+
+    locks = clusters_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _lost_port_race(error: ClusterStartError) -> bool:
+    """A free port picked for a component was taken by someone else before it bound."""
+    text = str(error).lower()
+    return "address already in use" in text or "bind: address" in text
 
 
 def up(
@@ -498,26 +640,53 @@ def up(
         raise ClusterError(f"cluster name {name!r}: use 1-40 lowercase letters, digits or '-'")
     if nodes < 1:
         raise ClusterError(f"nodes: got {nodes}; at least 1 is needed to run pods")
-    existing = _load(name)
-    if existing is not None:
-        if _running(existing):
-            if reuse:
-                return existing
-            raise ClusterAlreadyRunningError(existing)
-        # Left over from a crash: nothing of it runs, so clear it.
-        shutil.rmtree(existing.state_dir, ignore_errors=True)
+    with _locked(name):
+        existing = _load(name)
+        if existing is not None:
+            if _running(existing):
+                if reuse:
+                    return existing
+                raise ClusterAlreadyRunningError(existing)
+            # Left over from a crash: nothing of it runs, so clear it.
+            shutil.rmtree(existing.state_dir, ignore_errors=True)
 
-    bins = Path(bin_dir) if bin_dir else default_bin_dir()
-    needed = [b for b in BINARIES if b != "kubectl"]
-    missing = [b for b in needed if not os.access(bins / b, os.X_OK)]
-    if missing:
-        raise ClusterStartError(
-            f"missing binaries in {bins}: {', '.join(missing)}; build them with 'bash k8s/build.sh'"
-        )
-    prom_bin = shutil.which("prometheus") if prometheus else None
-    if prometheus and prom_bin is None:
-        raise ClusterStartError("'prometheus' is not on PATH; install it with 'bash k8s/setup.sh'")
+        bins = Path(bin_dir) if bin_dir else default_bin_dir()
+        needed = [b for b in BINARIES if b != "kubectl"]
+        missing = [b for b in needed if not os.access(bins / b, os.X_OK)]
+        if missing:
+            raise ClusterStartError(
+                f"missing binaries in {bins}: {', '.join(missing)}; "
+                "build them with 'bash k8s/build.sh'"
+            )
+        prom_bin = shutil.which("prometheus") if prometheus else None
+        if prometheus and prom_bin is None:
+            raise ClusterStartError(
+                "'prometheus' is not on PATH; install it with 'bash k8s/setup.sh'"
+            )
+        # Ports are picked free here and bound moments later by the components; another
+        # cluster starting at the same time can grab one in between. Try again then.
+        attempts = 1 if api_port and (prometheus_port or not prometheus) else 3
+        for attempt in range(attempts):
+            try:
+                return _up_once(
+                    name, nodes, bins, prom_bin, api_port, prometheus_port, scrape_interval, timeout
+                )
+            except ClusterStartError as e:
+                if attempt + 1 == attempts or not _lost_port_race(e):
+                    raise
+    raise AssertionError("unreachable")
 
+
+def _up_once(
+    name: str,
+    nodes: int,
+    bins: Path,
+    prom_bin: str | None,
+    api_port: int | None,
+    prometheus_port: int | None,
+    scrape_interval: str,
+    timeout: float,
+) -> ClusterInfo:
     ports = {
         "kube-apiserver": api_port or _free_port(),
         "etcd": _free_port(),
@@ -526,34 +695,52 @@ def up(
         "kube-scheduler": _free_port(),
         "kwok": _free_port(),
     }
-    if prometheus:
+    if prom_bin:
         ports["prometheus"] = prometheus_port or _free_port()
     for component, port in ports.items():
         _check_port(port, component)
     if len(set(ports.values())) != len(ports):
-        raise ClusterStartError(f"port clash among {ports}; pass a different api_port/prometheus_port")
+        raise ClusterStartError(
+            f"port clash among {ports}; pass a different api_port/prometheus_port"
+        )
 
     sd = state_dir(name)
     sd.mkdir(parents=True, exist_ok=True)
     info = ClusterInfo(
-        name=name, state_dir=sd, kubeconfig=sd / "kubeconfig",
-        api_server=f"https://{HOST}:{ports['kube-apiserver']}", nodes=nodes,
-        k8s_version=K8S_VERSION, bin_dir=bins, started_at=time.time(),
+        name=name,
+        state_dir=sd,
+        kubeconfig=sd / "kubeconfig",
+        api_server=f"https://{HOST}:{ports['kube-apiserver']}",
+        nodes=nodes,
+        k8s_version=K8S_VERSION,
+        bin_dir=bins,
+        started_at=time.time(),
     )
     _save(info)
     try:
         _start(info, ports, prom_bin, scrape_interval, timeout)
-    except BaseException:
-        _stop_all(info)
+    except BaseException as e:
+        left = _stop_all(info)
+        kept = _keep_logs(info)
         shutil.rmtree(sd, ignore_errors=True)
+        if left:
+            pids = ", ".join(f"{c} pid {info.processes[c].pid}" for c in left)
+            raise ClusterStartError(f"{e}; and could not stop {pids}") from e
+        if isinstance(e, ClusterStartError) and kept is not None:
+            raise ClusterStartError(str(e).replace(str(sd / "logs"), str(kept))) from None
         raise
     info.ready = True
     _save(info)
     return info
 
 
-def _start(info: ClusterInfo, ports: dict[str, int], prom_bin: str | None, scrape_interval: str,
-           timeout: float) -> None:
+def _start(
+    info: ClusterInfo,
+    ports: dict[str, int],
+    prom_bin: str | None,
+    scrape_interval: str,
+    timeout: float,
+) -> None:
     sd, bins = info.state_dir, info.bin_dir
     pki = sd / "pki"
     _write_pki(pki)
@@ -563,67 +750,131 @@ def _start(info: ClusterInfo, ports: dict[str, int], prom_bin: str | None, scrap
 
     etcd_url = f"http://{HOST}:{ports['etcd']}"
     peer_url = f"http://{HOST}:{ports['etcd-peer']}"
-    _spawn(info, "etcd", [
-        str(bins / "etcd"), "--name=deploysim", f"--data-dir={sd / 'etcd'}",
-        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=deploysim={peer_url}", "--initial-cluster-state=new",
-        # Throw-away data: skip fsync, which dominates etcd latency on small disks.
-        "--unsafe-no-fsync", "--quota-backend-bytes=8589934592", "--log-level=warn",
-    ], ports["etcd"])
+    _spawn(
+        info,
+        "etcd",
+        [
+            str(bins / "etcd"),
+            "--name=deploysim",
+            f"--data-dir={sd / 'etcd'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=deploysim={peer_url}",
+            "--initial-cluster-state=new",
+            # Throw-away data: skip fsync, which dominates etcd latency on small disks.
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=8589934592",
+            "--log-level=warn",
+        ],
+        ports["etcd"],
+    )
     _wait_healthy(info, "etcd", 30)
 
-    _spawn(info, "kube-apiserver", [
-        str(bins / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}", f"--bind-address={HOST}", f"--advertise-address={HOST}",
-        f"--secure-port={ports['kube-apiserver']}", f"--cert-dir={pki}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true",
-        # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
-        "--endpoint-reconciler-type=none",
-        # One user, many requests during scale tests: no flow control or inflight caps.
-        "--enable-priority-and-fairness=false", "--max-requests-inflight=0",
-        "--max-mutating-requests-inflight=0",
-    ], ports["kube-apiserver"])
+    _spawn(
+        info,
+        "kube-apiserver",
+        [
+            str(bins / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            f"--bind-address={HOST}",
+            f"--advertise-address={HOST}",
+            f"--secure-port={ports['kube-apiserver']}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            # Published in extension-apiserver-authentication, which the controller-manager
+            # and scheduler read; nothing sends front-proxy headers here.
+            f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
+            "--endpoint-reconciler-type=none",
+            # One user, many requests during scale tests: no flow control or inflight caps.
+            "--enable-priority-and-fairness=false",
+            "--max-requests-inflight=0",
+            "--max-mutating-requests-inflight=0",
+        ],
+        ports["kube-apiserver"],
+    )
     _wait_healthy(info, "kube-apiserver", 60)
 
     kc = str(info.kubeconfig)
     common = [
-        f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-        f"--bind-address={HOST}", "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        f"--bind-address={HOST}",
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
     ]
     (pki / "kube-controller-manager").mkdir(exist_ok=True)
-    _spawn(info, "kube-controller-manager", [
-        str(bins / "kube-controller-manager"), *common,
-        f"--secure-port={ports['kube-controller-manager']}", f"--cert-dir={pki / 'kube-controller-manager'}",
-        "--leader-elect=false", f"--root-ca-file={pki / 'ca.crt'}",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        "--use-service-account-credentials=false",
-        "--kube-api-qps=1000", "--kube-api-burst=2000",
-        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-        "--concurrent-endpoint-syncs=10", "--concurrent-service-endpoint-syncs=10",
-        # Failed (churned) pods are deleted once more than this many pile up.
-        "--terminated-pod-gc-threshold=50",
-    ], ports["kube-controller-manager"])
+    _spawn(
+        info,
+        "kube-controller-manager",
+        [
+            str(bins / "kube-controller-manager"),
+            *common,
+            f"--secure-port={ports['kube-controller-manager']}",
+            f"--cert-dir={pki / 'kube-controller-manager'}",
+            "--leader-elect=false",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            "--use-service-account-credentials=false",
+            "--kube-api-qps=1000",
+            "--kube-api-burst=2000",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--concurrent-endpoint-syncs=10",
+            "--concurrent-service-endpoint-syncs=10",
+            # Failed (churned) pods are deleted once more than this many pile up.
+            "--terminated-pod-gc-threshold=50",
+        ],
+        ports["kube-controller-manager"],
+    )
 
     (pki / "kube-scheduler").mkdir(exist_ok=True)
-    _spawn(info, "kube-scheduler", [
-        str(bins / "kube-scheduler"), *common, f"--config={sd / 'kube-scheduler.yaml'}",
-        f"--secure-port={ports['kube-scheduler']}", f"--cert-dir={pki / 'kube-scheduler'}",
-    ], ports["kube-scheduler"])
+    _spawn(
+        info,
+        "kube-scheduler",
+        [
+            str(bins / "kube-scheduler"),
+            *common,
+            f"--config={sd / 'kube-scheduler.yaml'}",
+            f"--secure-port={ports['kube-scheduler']}",
+            f"--cert-dir={pki / 'kube-scheduler'}",
+        ],
+        ports["kube-scheduler"],
+    )
 
-    _spawn(info, "kwok", [
-        str(bins / "kwok"), f"--kubeconfig={kc}", f"--config={sd / 'kwok.yaml'}",
-        "--manage-all-nodes=false",
-        f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION[0]}={NODE_ANNOTATION[1]}",
-        "--node-lease-duration-seconds=40", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
-        f"--server-address={HOST}:{ports['kwok']}",
-    ], ports["kwok"], env={"HOME": str(sd)})  # so no ~/.kwok/kwok.yaml of the user's leaks in
+    _spawn(
+        info,
+        "kwok",
+        [
+            str(bins / "kwok"),
+            f"--kubeconfig={kc}",
+            f"--config={sd / 'kwok.yaml'}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION[0]}={NODE_ANNOTATION[1]}",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.0.0.1",
+            f"--server-address={HOST}:{ports['kwok']}",
+            # INFO logs every pod patch and lease renewal: megabytes per thousand pods.
+            "--v=WARN",
+        ],
+        ports["kwok"],
+        env={"HOME": str(sd)},
+    )  # so no ~/.kwok/kwok.yaml of the user's leaks in
 
     if prom_bin:
         targets = _write_prometheus_config(sd, scrape_interval)
@@ -631,11 +882,20 @@ def _start(info: ClusterInfo, ports: dict[str, int], prom_bin: str | None, scrap
         config.write_text(config.read_text().replace("PROM_ADDR", f"{HOST}:{ports['prometheus']}"))
         info.prometheus_url = f"http://{HOST}:{ports['prometheus']}"
         info.prometheus_targets_file = targets
-        _spawn(info, "prometheus", [
-            prom_bin, f"--config.file={config}", f"--storage.tsdb.path={sd / 'prometheus' / 'data'}",
-            f"--web.listen-address={HOST}:{ports['prometheus']}", "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=1d", "--log.level=warn",
-        ], ports["prometheus"])
+        _spawn(
+            info,
+            "prometheus",
+            [
+                prom_bin,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={sd / 'prometheus' / 'data'}",
+                f"--web.listen-address={HOST}:{ports['prometheus']}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            ports["prometheus"],
+        )
 
     for component in ("kube-controller-manager", "kube-scheduler", "kwok", "prometheus"):
         if component in info.processes:
@@ -666,28 +926,40 @@ def _create_nodes(info: ClusterInfo, timeout: float) -> None:
                 "kind": "Node",
                 "metadata": {
                     "name": node,
-                    "annotations": {NODE_ANNOTATION[0]: NODE_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"},
+                    "annotations": {
+                        NODE_ANNOTATION[0]: NODE_ANNOTATION[1],
+                        "node.alpha.kubernetes.io/ttl": "0",
+                    },
                     "labels": {
-                        "type": "kwok", "kubernetes.io/hostname": node, "kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64", "kubernetes.io/role": "agent",
+                        "type": "kwok",
+                        "kubernetes.io/hostname": node,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "kubernetes.io/role": "agent",
                         "node-role.kubernetes.io/agent": "",
                     },
                 },
-                "status": {"allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-                           "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"}},
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+                    "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+                },
             }
             try:
                 core.create_node(body)
             except ApiException as e:
                 if e.status != 409:
-                    raise ClusterStartError(f"creating node {node} failed: {e.status} {e.reason}") from None
+                    raise ClusterStartError(
+                        f"creating node {node} failed: {e.status} {e.reason}"
+                    ) from None
 
         deadline = time.monotonic() + timeout
         ready = 0
         while time.monotonic() < deadline:
             ready = sum(
-                1 for n in core.list_node().items
-                for c in (n.status.conditions or []) if c.type == "Ready" and c.status == "True"
+                1
+                for n in core.list_node().items
+                for c in (n.status.conditions or [])
+                if c.type == "Ready" and c.status == "True"
             )
             sa = core.list_namespaced_service_account("default").items
             if ready >= info.nodes and any(s.metadata.name == "default" for s in sa):
@@ -695,11 +967,13 @@ def _create_nodes(info: ClusterInfo, timeout: float) -> None:
             for component in ("kube-controller-manager", "kwok"):
                 if not _pid_alive(info.processes[component].pid):
                     proc = info.processes[component]
-                    raise ClusterStartError(f"{component} exited (log {proc.log}):\n{_log_tail(proc.log)}")
+                    raise ClusterStartError(
+                        f"{component} exited: {_why(proc.log)} (log {proc.log})"
+                    )
             time.sleep(0.3)
         raise ClusterStartError(
             f"only {ready} of {info.nodes} nodes became Ready within {timeout:.0f}s "
-            f"(kwok log {info.processes['kwok'].log}):\n{_log_tail(info.processes['kwok'].log)}"
+            f"(kwok: {_why(info.processes['kwok'].log)}; log {info.processes['kwok'].log})"
         )
     finally:
         core.api_client.close()
@@ -707,6 +981,11 @@ def _create_nodes(info: ClusterInfo, timeout: float) -> None:
 
 def down(name: str = "deploysim") -> bool:
     """Stop every process of cluster ``name`` and remove its state; False if it was not there."""
+    with _locked(name):
+        return _down(name)
+
+
+def _down(name: str) -> bool:
     info = _load(name)
     if info is None:
         sd = state_dir(name)
@@ -730,17 +1009,28 @@ def status(name: str = "deploysim") -> dict:
     for component, proc in info.processes.items():
         alive = _is_our_process(proc)
         components[component] = {
-            "pid": proc.pid, "port": proc.port, "url": proc.url, "alive": alive,
-            "healthy": alive and _healthy(info, component), "log": proc.log,
+            "pid": proc.pid,
+            "port": proc.port,
+            "url": proc.url,
+            "alive": alive,
+            "healthy": alive and _healthy(info, component),
+            "log": proc.log,
         }
     running = bool(components) and all(c["alive"] for c in components.values())
     return {
-        "name": name, "running": running, "ready": info.ready,
-        "api_server": info.api_server, "kubeconfig": str(info.kubeconfig),
-        "nodes": info.nodes, "k8s_version": info.k8s_version,
+        "name": name,
+        "running": running,
+        "ready": info.ready,
+        "api_server": info.api_server,
+        "kubeconfig": str(info.kubeconfig),
+        "nodes": info.nodes,
+        "k8s_version": info.k8s_version,
         "prometheus_url": info.prometheus_url,
-        "prometheus_targets_file": str(info.prometheus_targets_file) if info.prometheus_targets_file else None,
-        "state_dir": str(info.state_dir), "components": components,
+        "prometheus_targets_file": str(info.prometheus_targets_file)
+        if info.prometheus_targets_file
+        else None,
+        "state_dir": str(info.state_dir),
+        "components": components,
     }
 
 
@@ -748,7 +1038,9 @@ def info(name: str = "deploysim") -> ClusterInfo:
     """The ClusterInfo of a running cluster."""
     found = _load(name)
     if found is None or not _running(found):
-        raise ClusterNotRunningError(f"cluster {name!r} is not running; start it with 'deploysim cluster up'")
+        raise ClusterNotRunningError(
+            f"cluster {name!r} is not running; start it with 'deploysim cluster up'"
+        )
     return found
 
 
@@ -765,7 +1057,9 @@ def env(name: str = "deploysim") -> str:
 
 
 @contextlib.contextmanager
-def running(nodes: int = 3, prometheus: bool = False, name: str = "deploysim", **kwargs) -> Iterator[ClusterInfo]:
+def running(
+    nodes: int = 3, prometheus: bool = False, name: str = "deploysim", **kwargs
+) -> Iterator[ClusterInfo]:
     """``with running() as info:`` brings a cluster up and always down again."""
     started = up(nodes=nodes, prometheus=prometheus, name=name, **kwargs)
     try:

@@ -58,6 +58,9 @@ class KubeWorld:
     plan: Plan
     run_id: str
     clock: Any = time.monotonic
+    workload: str | None = None  # rolling: the Deployment; colours: their name prefix
+    second_workload: str | None = None  # colours: use ``workload`` and this as blue and green
+    route: str | None = None  # the HTTPRoute; None: the service's name
     changes: list[Change] = field(default_factory=list)
     saved: dict[str, Any] = field(default_factory=dict)  # kept in the run's status for undo
 
@@ -66,10 +69,16 @@ class KubeWorld:
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.service = self.scenario.service
+        self.workload = self.workload or self.service
+        self.route = self.route or self.service
         self.t0 = self.clock()
-        self._kwok: bool | None = None
 
     # --- what exists ---------------------------------------------------------------------
+
+    def slot_deployment(self, slot: str) -> str:
+        if self.second_workload:
+            return self.workload if slot == n.SLOTS[0] else self.second_workload
+        return n.slot_deployment(self.workload, slot)
 
     @property
     def two_slots(self) -> bool:
@@ -82,7 +91,7 @@ class KubeWorld:
             return slot
         # no annotation yet: the colour with pods is the stable one
         sizes = {
-            s: self._get_deployment(n.slot_deployment(self.service, s)).spec.replicas or 0
+            s: self._get_deployment(self.slot_deployment(s)).spec.replicas or 0
             for s in n.SLOTS
         }
         return max(n.SLOTS, key=lambda s: sizes[s])
@@ -92,15 +101,15 @@ class KubeWorld:
         missing = []
         names: list[tuple[str, str]] = []
         if self.two_slots:
-            names += [("Deployment", n.slot_deployment(self.service, s)) for s in n.SLOTS]
+            names += [("Deployment", self.slot_deployment(s)) for s in n.SLOTS]
             names.append(("Service", self.service))
             if self.plan.routing == "router":
                 names += [("Service", n.slot_service(self.service, s)) for s in n.SLOTS]
-                names.append(("HTTPRoute", self.service))
+                names.append(("HTTPRoute", self.route))
             if self.plan.strategy == "blue-green":
                 names.append(("Service", n.preview_service(self.service)))
         else:
-            names.append(("Deployment", self.service))
+            names.append(("Deployment", self.workload))
         for kind, name in names:
             try:
                 self._read(kind, name)
@@ -121,12 +130,12 @@ class KubeWorld:
             stable = self.stable_slot()
             idle = n.other_slot(stable)
             lines.append(
-                f"Deployment {n.slot_deployment(self.service, idle)}: image -> {cand}, "
+                f"Deployment {self.slot_deployment(idle)}: image -> {cand}, "
                 f"replicas 0 -> up to {self.plan.replicas}"
             )
             if self.plan.routing == "router":
                 lines.append(
-                    f"HTTPRoute {self.service}: weights {n.slot_service(self.service, stable)} / "
+                    f"HTTPRoute {self.route}: weights {n.slot_service(self.service, stable)} / "
                     f"{n.slot_service(self.service, idle)} from 100/0 step by step to 0/100"
                 )
             elif self.plan.strategy == "blue-green":
@@ -134,12 +143,12 @@ class KubeWorld:
                     f"Service {self.service}: selector slot {stable} -> {idle} at the switch"
                 )
             lines.append(
-                f"Deployment {n.slot_deployment(self.service, stable)}: replicas -> 0 when promoted"
+                f"Deployment {self.slot_deployment(stable)}: replicas -> 0 when promoted"
             )
         else:
-            dep = self._get_deployment(self.service)
+            dep = self._get_deployment(self.workload)
             lines.append(
-                f"Deployment {self.service}: image {dep.spec.template.spec.containers[0].image} -> {cand}"
+                f"Deployment {self.workload}: image {dep.spec.template.spec.containers[0].image} -> {cand}"
                 f" ({self.plan.strategy}, progress deadline {format_duration(self.plan.progress_deadline_seconds)})"
             )
         return lines
@@ -153,13 +162,13 @@ class KubeWorld:
         if self.two_slots:
             stable = self.stable_slot_cached()
             deps = {
-                v: self._get_deployment(n.slot_deployment(self.service, s))
+                v: self._get_deployment(self.slot_deployment(s))
                 for v, s in (("stable", stable), ("candidate", n.other_slot(stable)))
             }
             states = {v: _deployment_state(d) for v, d in deps.items()}
             exceeded = any(_deadline_exceeded(d) for d in deps.values())
         else:
-            dep = self._get_deployment(self.service)
+            dep = self._get_deployment(self.workload)
             states = self._replicaset_states(dep)
             exceeded = (
                 _deadline_exceeded(dep) and _template_image(dep) == self.scenario.candidate.image
@@ -238,7 +247,7 @@ class KubeWorld:
             raise ValueError(f"the Kubernetes world cannot do {action.kind!r}")
 
     def _set_template(self, version: str, recreate: bool) -> None:
-        name = self.service
+        name = self.workload
         dep = self._get_deployment(name)
         old_image = _template_image(dep)
         if version == "candidate":
@@ -268,45 +277,32 @@ class KubeWorld:
             strategy = self.saved.get("strategy") or {"type": "RollingUpdate"}
             if recreate:
                 strategy = {"type": "Recreate", "rollingUpdate": None}
-        body = {
-            "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
-            "spec": {
-                "template": template,
-                "strategy": strategy,
-                "minReadySeconds": int(self.plan.min_ready_seconds),
-                "progressDeadlineSeconds": int(self.plan.progress_deadline_seconds),
-                "paused": False,
-            },
-        }
+        # a JSON patch replaces the template whole: an undo must not keep the candidate's
+        # annotations the way a merge patch would
+        ops = [
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": "/spec/strategy", "value": {k: v for k, v in strategy.items() if v is not None}},
+            {"op": "replace", "path": "/spec/minReadySeconds", "value": int(self.plan.min_ready_seconds)},
+            {"op": "replace", "path": "/spec/progressDeadlineSeconds", "value": int(self.plan.progress_deadline_seconds)},
+            {"op": "replace", "path": "/spec/paused", "value": False},
+        ]
+        self.apps.patch_namespaced_deployment(name, self.namespace, ops)
         self._patch_deployment(
             name,
-            body,
+            {"metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}}},
             "spec.template.spec.containers[0].image",
             old_image,
             template["spec"]["containers"][0]["image"],
         )
 
     def _pod_annotations(self, version: str) -> dict[str, str]:
-        """On a KWOK cluster, make pods start like the scenario says (ready delay, never ready)."""
-        if not self.is_kwok():
-            return {}
+        """How the scenario says pods start, as annotations a KWOK cluster's stages read
+        (deploysim/kube/stages); a real kubelet ignores them."""
         spec = self.scenario.candidate if version == "candidate" else self.scenario.stable
-        ann = {
-            KWOK_READY_DELAY: f"{self.scenario.pod.startup:g}s",
-            KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s",
-        }
-        if spec.never_ready:
-            ann[KWOK_NEVER_READY] = "true"
+        ann = {KWOK_READY_DELAY: f"{self.scenario.pod.startup:g}s",
+               KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s"}
+        ann[KWOK_NEVER_READY] = "true" if spec.never_ready else "false"
         return ann
-
-    def is_kwok(self) -> bool:
-        if self._kwok is None:
-            nodes = self.core.list_node(limit=1).items
-            self._kwok = (
-                bool(nodes)
-                and (nodes[0].metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"
-            )
-        return self._kwok
 
     def _slot_for(self, version: str) -> str:
         stable = self.stable_slot_cached()
@@ -317,7 +313,7 @@ class KubeWorld:
             raise ValueError(
                 "scale is for canary and blue-green; rolling updates go through the Deployment"
             )
-        name = n.slot_deployment(self.service, self._slot_for(version))
+        name = self.slot_deployment(self._slot_for(version))
         dep = self._get_deployment(name)
         body: dict[str, Any] = {
             "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
@@ -370,13 +366,13 @@ class KubeWorld:
                 n.HTTPROUTE_VERSION,
                 self.namespace,
                 n.HTTPROUTE_PLURAL,
-                self.service,
+                self.route,
                 body,
             )
             self.changes.append(
                 Change(
                     self.now(),
-                    f"HTTPRoute/{self.service}",
+                    f"HTTPRoute/{self.route}",
                     "spec.rules[0].backendRefs[].weight",
                     old,
                     {r["name"]: r["weight"] for r in new_refs},
@@ -447,7 +443,7 @@ class KubeWorld:
             n.HTTPROUTE_VERSION,
             self.namespace,
             n.HTTPROUTE_PLURAL,
-            name or self.service,
+            name or self.route,
         )
 
     def _patch_deployment(

@@ -10,7 +10,14 @@ import pytest
 
 from deploysim.kube import localcluster
 
-CLUSTER_NAME = "deploysim-pytest"
+# pytest-xdist workers each get their own clusters.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+CLUSTER_NAME = f"deploysim-pytest-{WORKER}"
+
+
+def cluster_name(purpose: str) -> str:
+    """A cluster name for one test's own short-lived cluster."""
+    return f"dsp-{purpose}-{WORKER}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,8 +50,14 @@ def cluster() -> Iterator[localcluster.ClusterInfo]:
     finally:
         pids = [p.pid for p in info.processes.values()]
         localcluster.down(CLUSTER_NAME)
-        left = [pid for pid in pids if Path(f"/proc/{pid}").exists()
-                and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
+        left = [
+            pid
+            for pid in pids
+            if Path(f"/proc/{pid}").exists()
+            and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")
+        ]
         assert not left, f"processes left behind after down(): {left}"
-        assert not processes_mentioning(str(info.state_dir)), "a process still uses the state folder"
+        assert not processes_mentioning(str(info.state_dir)), (
+            "a process still uses the state folder"
+        )
         assert not info.state_dir.exists()

@@ -16,7 +16,7 @@ from kubernetes import client, config
 
 from deploysim.kube import cli, localcluster
 
-from .conftest import processes_mentioning
+from .conftest import cluster_name, processes_mentioning
 
 pytestmark = pytest.mark.cluster
 
@@ -38,7 +38,9 @@ def api(cluster: localcluster.ClusterInfo):
     api_client.close()
 
 
-def deployment(name: str, replicas: int, annotations: dict[str, str], progress_deadline: int = 600) -> dict:
+def deployment(
+    name: str, replicas: int, annotations: dict[str, str], progress_deadline: int = 600
+) -> dict:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -62,7 +64,9 @@ def namespace(api) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
     # The service account controller creates "default" in each namespace; pods need it.
-    wait_for(lambda: core.list_namespaced_service_account(name).items, 30, "default service account")
+    wait_for(
+        lambda: core.list_namespaced_service_account(name).items, 30, "default service account"
+    )
     yield name
     core.delete_namespace(name)
 
@@ -82,7 +86,12 @@ def test_status_reports_every_component_healthy(cluster):
     st = localcluster.status(cluster.name)
     assert st["running"] and st["ready"]
     assert set(st["components"]) == {
-        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus",
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "prometheus",
     }
     for component, c in st["components"].items():
         assert c["alive"] and c["healthy"], component
@@ -114,7 +123,7 @@ def test_deployment_becomes_available_after_the_ready_delay(api, namespace):
 
     wait_for(available, 30, "3 available replicas")
     elapsed = time.monotonic() - start
-    assert 4.0 <= elapsed <= 12.0, elapsed
+    assert 4.0 <= elapsed <= 20.0, elapsed
     # Each pod went Running (not ready) first, then Ready 4-5 s later.
     for pod in core.list_namespaced_pod(namespace, label_selector="app=web").items:
         started = pod.status.container_statuses[0].state.running.started_at
@@ -122,13 +131,14 @@ def test_deployment_becomes_available_after_the_ready_delay(api, namespace):
         assert pod.status.pod_ip
         # startedAt is rewritten at the Ready step; the pod's startTime is kept from Running.
         delay = (ready - pod.status.start_time).total_seconds()
-        assert 3.0 <= delay <= 6.5, (pod.metadata.name, delay, started)
+        assert 3.0 <= delay <= 8.0, (pod.metadata.name, delay, started)
 
 
 def test_never_ready_deployment_exceeds_its_progress_deadline(api, namespace):
     _, apps = api
     apps.create_namespaced_deployment(
-        namespace, deployment("stuck", 2, {"deploysim.io/never-ready": "true"}, progress_deadline=10)
+        namespace,
+        deployment("stuck", 2, {"deploysim.io/never-ready": "true"}, progress_deadline=10),
     )
 
     def progressing_false():
@@ -149,7 +159,9 @@ def test_churn_pod_fails_and_is_replaced(api, namespace):
     core, apps = api
     apps.create_namespaced_deployment(
         namespace,
-        deployment("churn", 1, {"deploysim.io/ready-delay": "500ms", "deploysim.io/fail-after": "2s"}),
+        deployment(
+            "churn", 1, {"deploysim.io/ready-delay": "500ms", "deploysim.io/fail-after": "2s"}
+        ),
     )
     seen: set[str] = set()
     failed: set[str] = set()
@@ -163,7 +175,8 @@ def test_churn_pod_fails_and_is_replaced(api, namespace):
 
     wait_for(replaced, 40, "a failed pod and its replacement", interval=0.3)
     failed_pod = next(
-        p for p in core.list_namespaced_pod(namespace, label_selector="app=churn").items
+        p
+        for p in core.list_namespaced_pod(namespace, label_selector="app=churn").items
         if p.metadata.uid in failed
     )
     assert failed_pod.status.container_statuses[0].state.terminated.exit_code == 1
@@ -171,7 +184,9 @@ def test_churn_pod_fails_and_is_replaced(api, namespace):
 
 def test_prometheus_answers_and_scrapes_added_targets(cluster):
     assert cluster.prometheus_url
-    r = httpx.get(f"{cluster.prometheus_url}/api/v1/query", params={"query": "vector(1)"}, timeout=5)
+    r = httpx.get(
+        f"{cluster.prometheus_url}/api/v1/query", params={"query": "vector(1)"}, timeout=5
+    )
     assert r.status_code == 200 and r.json()["status"] == "success"
     # Later code registers the traffic exporter the same way; kwok's /metrics stands in here.
     kwok_port = cluster.processes["kwok"].port
@@ -179,7 +194,9 @@ def test_prometheus_answers_and_scrapes_added_targets(cluster):
 
     def scraped():
         r = httpx.get(
-            f"{cluster.prometheus_url}/api/v1/query", params={"query": 'up{job="deploysim"}'}, timeout=5
+            f"{cluster.prometheus_url}/api/v1/query",
+            params={"query": 'up{job="deploysim"}'},
+            timeout=5,
         )
         result = r.json()["data"]["result"]
         return result and result[0]["value"][1] == "1" and result[0]["metric"].get("role") == "kwok"
@@ -203,18 +220,25 @@ def test_taken_port_is_named_and_nothing_starts(cluster, capsys):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(localcluster.ClusterStartError, match=rf"port 127\.0\.0\.1:{port} .*in use"):
-            localcluster.up(nodes=1, name="deploysim-pytest-port", api_port=port)
-        assert cli.main(["cluster", "up", "--name", "deploysim-pytest-port", "--api-port", str(port)]) == 1
+        with pytest.raises(
+            localcluster.ClusterStartError, match=rf"port 127\.0\.0\.1:{port} .*in use"
+        ):
+            localcluster.up(nodes=1, name=cluster_name("port"), api_port=port)
+        assert (
+            cli.main(["cluster", "up", "--name", cluster_name("port"), "--api-port", str(port)])
+            == 1
+        )
     assert "already in use" in capsys.readouterr().err
-    assert not localcluster.state_dir("deploysim-pytest-port").exists()
-    assert not processes_mentioning("deploysim-pytest-port")
+    assert not localcluster.state_dir(cluster_name("port")).exists()
+    assert not processes_mentioning(cluster_name("port"))
 
 
 def test_missing_binary_is_named(tmp_path):
-    with pytest.raises(localcluster.ClusterStartError, match=r"missing binaries in .*: etcd, kube-apiserver"):
-        localcluster.up(nodes=1, name="deploysim-pytest-nobin", bin_dir=tmp_path)
-    assert not localcluster.state_dir("deploysim-pytest-nobin").exists()
+    with pytest.raises(
+        localcluster.ClusterStartError, match=r"missing binaries in .*: etcd, kube-apiserver"
+    ):
+        localcluster.up(nodes=1, name=cluster_name("nobin"), bin_dir=tmp_path)
+    assert not localcluster.state_dir(cluster_name("nobin")).exists()
 
 
 def test_component_dying_at_start_stops_what_started(cluster, tmp_path):
@@ -226,18 +250,21 @@ def test_component_dying_at_start_stops_what_started(cluster, tmp_path):
     fake = tmp_path / "kube-apiserver"
     fake.write_text("#!/bin/sh\necho 'Error: unknown flag: --deploysim-boom' >&2\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    name = "deploysim-pytest-fail"
+    name = cluster_name("fail")
     with pytest.raises(localcluster.ClusterStartError) as caught:
         localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=30)
     message = str(caught.value)
     assert message.startswith("kube-apiserver exited during start-up")
-    assert "deploysim-boom" in message
+    assert "deploysim-boom" in message and len(message.splitlines()) == 1
+    # The logs of the failed start are kept where the message says.
+    kept = localcluster.failed_logs_dir(name) / "kube-apiserver.log"
+    assert str(kept) in message and "deploysim-boom" in kept.read_text()
     assert not localcluster.state_dir(name).exists()
     assert not processes_mentioning(str(localcluster.state_dir(name)))
 
 
 def test_down_stops_everything_and_removes_state(cluster):
-    name = "deploysim-pytest-down"
+    name = cluster_name("down")
     info = localcluster.up(nodes=1, name=name, timeout=90)
     pids = [p.pid for p in info.processes.values()]
     assert len(pids) == 5
@@ -249,3 +276,21 @@ def test_down_stops_everything_and_removes_state(cluster):
     assert not processes_mentioning(str(info.state_dir))
     assert localcluster.down(name) is False
     assert localcluster.status(name)["running"] is False
+
+
+def test_launcher_and_build_script_agree_on_the_version():
+    script = Path(__file__).resolve().parents[2] / "k8s" / "build.sh"
+    match = re.search(r'^K8S_VERSION="(v[0-9.]+)"', script.read_text(), re.M)
+    assert match and match.group(1) == localcluster.K8S_VERSION
+
+
+def test_every_pod_stage_is_shipped():
+    names = sorted(p.stem for p in localcluster.stage_files())
+    assert names == [
+        "node-heartbeat",
+        "node-initialize",
+        "pod-delete",
+        "pod-fail",
+        "pod-ready",
+        "pod-start",
+    ]
