@@ -726,6 +726,8 @@ def target_context(params: RunbookParameters, scenario: Scenario, record: Record
         context["context_used"] = status["context"]  # the kubeconfig's current one when none was given
     if "resumed" in status:
         context["resumed"] = status["resumed"]
+    if status.get("driver"):
+        context["driver"] = status["driver"]  # the runbook's own time, apart from waiting on the cluster
     return context
 
 

@@ -247,6 +247,7 @@ def execute(
     samples: list[tuple[float, int, int, int, int, float]] = []
     measurements: dict[str, Measurement] = {}
     paused_since: float | None = None
+    passes, busy, measuring = 0, 0.0, 0.0  # the driver's own time, apart from waiting
     limit = timeout if timeout is not None else scenario.duration
     try:
         while True:
@@ -267,6 +268,7 @@ def execute(
             ):
                 approved = True
             abort = store.take_annotation(n.ABORT_ANNOTATION)
+            t_pass = time.perf_counter()
             obs = world.observe(
                 measurements=measurements, promote_requested=approved, abort_requested=abort
             )
@@ -290,7 +292,9 @@ def execute(
             for action in result.actions:
                 if action.kind == "measure":
                     a = action.args
+                    t_measure = time.perf_counter()
                     m = provider.measure(epoch0 + a["start"], epoch0 + a["end"])
+                    measuring += time.perf_counter() - t_measure
                     # the controller counts seconds from the run's start, not wall-clock epochs
                     measurements[a["analysis"]] = dataclasses.replace(m, start=a["start"], end=a["end"])
                 else:
@@ -298,6 +302,8 @@ def execute(
             world.saved["elapsed"] = world.now()
             store.save(status, world.saved, plan)
             store.renew()
+            passes += 1
+            busy += time.perf_counter() - t_pass
             if status["phase"] in TERMINAL_PHASES:
                 world.finish(status)
                 break
@@ -318,6 +324,13 @@ def execute(
     wall = time.perf_counter() - t_start
     totals = _totals(provider, epoch0, world.now(), scenario)
     record = _record(plan, scenario, status, decisions, samples, totals, wall)
+    steps = max(len(status.get("steps", [])), 1)
+    record.status = {**record.status, "driver": {
+        "passes": passes,
+        "seconds_acting": round(busy - measuring, 3),  # observe, reconcile, API changes, status
+        "seconds_measuring": round(measuring, 3),  # metric queries
+        "seconds_acting_per_step": round((busy - measuring) / steps, 3),
+    }}
     return KubeRun(
         record=record,
         changes=[c.to_dict() for c in world.changes],

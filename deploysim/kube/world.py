@@ -173,14 +173,32 @@ class KubeWorld:
             exceeded = (
                 _deadline_exceeded(dep) and _template_image(dep) == self.scenario.candidate.image
             )
+        now = self.now()
+        exceeded = exceeded or self._no_progress_for_too_long(now, states)
         return Observation(
-            now=self.now(),
+            now=now,
             stable=states["stable"],
             candidate=states["candidate"],
             weight=self.weight(states),
             progress_deadline_exceeded=exceeded,
             **kw,
         )
+
+    def _no_progress_for_too_long(self, now: float, states: dict[str, VersionState]) -> bool:
+        """The progress deadline as deploysim sees it, beside the Deployment's own condition.
+
+        Progress is the Deployment controller's: more candidate pods, ready or available, or
+        fewer stable ones. Counting it here too keeps the deadline honoured when the
+        Deployment's condition lags or a colour's Deployment was only scaled.
+        """
+        cand, stab = states["candidate"], states["stable"]
+        key = (cand.desired, cand.current, cand.ready, cand.available, stab.desired, stab.current)
+        last = self.saved.get("progress")
+        if last is None or tuple(last[0]) != key:
+            self.saved["progress"] = [list(key), now]
+            return False
+        settled = cand.settled and stab.settled
+        return not settled and now - last[1] > self.plan.progress_deadline_seconds
 
     def stable_slot_cached(self) -> str:
         if "stable_slot" not in self.saved:

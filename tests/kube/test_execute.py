@@ -54,8 +54,8 @@ def _scenario_file(tmp_path: Path, candidate: dict, strategy: dict) -> Path:
         "service": "web", "replicas": REPLICAS, "duration": "4m", "resolution": "5s", "seed": 3,
         "traffic": {"rps": 80, "shape": "constant"},
         "pod": {"startup": "1s", "startup_jitter": "0s", "capacity_rps": 200},
-        "stable": {"image": STABLE, "error_rate": 0.001},
-        "candidate": {"image": CANDIDATE, "error_rate": 0.001, **candidate},
+        "stable": {"image": STABLE, "error_rate": 0.0},
+        "candidate": {"image": CANDIDATE, "error_rate": 0.0, **candidate},
         "strategy": {"progress_deadline_seconds": "25s", "scale_down_delay_seconds": "3s",
                      "auto_promotion_seconds": 0, "max_surge": 1, "max_unavailable": 0, **strategy},
         "analysis": {"interval": "5s", "count": 2, "min_requests": 1, "consecutive_error_limit": 1,
@@ -147,7 +147,8 @@ def make_app(cluster, tmp_path):
 
 BAD = {"error_rate": 0.3}
 CASES = [
-    ("rolling", "rolling", False, ["-p", "image", CANDIDATE]),
+    # pods take 3 s to start, so the rolling update outlasts the first analysis interval
+    ("rolling", "rolling", False, ["-p", "image", CANDIDATE, "-y", "{pod: {startup: 3s}}"]),
     ("blue-green", "blue_green", False, ["-p", "image", CANDIDATE]),
     ("canary", "canary", False, ["-p", "image", CANDIDATE, "-p", "traffic_router", "False",
                                   "-y", "{weights: [50], step_pause: 2s}"]),
@@ -287,3 +288,15 @@ def test_rehearsal_and_execution_take_the_same_decisions(make_app, candidate):
     proc, real = app.run("canary", *args)
     assert _decision_sequence(sim) == _decision_sequence(real)
     assert sim["summary"]["outcome"] == real["summary"]["outcome"]
+    if candidate:
+        return
+    # the two records laid side by side by the post-incident notebook
+    folders = [str(next((app.record_dir / t).glob("*/record.json")).parent) for t in ("sim", "kubernetes")]
+    out = app.record_dir / "post_incident.ipynb"
+    proc = subprocess.run(
+        [PAPERMILL, str(ROOT / "notebooks" / "post_incident.ipynb"), str(out), "--cwd", str(ROOT),
+         "-y", json.dumps({"trails": folders, "strategies": ["canary", "rolling"]})],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    executed = out.read_text()
+    assert "kubernetes" in executed and "sim" in executed
