@@ -206,9 +206,10 @@ def test_failing_candidate_is_rolled_back(make_app, strategy, runbook, router, e
     app = make_app(strategy, router=router, candidate=BAD)
     proc, record = app.run(runbook, *extra)
     _assert_rolled_back(app, proc, record)
-    # the analysis read real PromQL answers: the measured candidate error rate is the model's
+    # the analysis read real PromQL answers: the stable version fails nothing here, so the
+    # failures it measured (above the check's 5%) are the candidate's, served and scraped
     rates = [d.get("values", {}).get("error_rate") for d in record["decisions"] if d["kind"] == "measure"]
-    assert any(r is not None and r > 0.15 for r in rates), rates
+    assert any(r is not None and r > 0.05 for r in rates), rates
 
 
 def test_never_ready_candidate_is_caught_by_the_progress_deadline(make_app):
