@@ -120,6 +120,29 @@ def step_times(steps: list[dict[str, Any]], end: float | None) -> tuple[float, f
     return paused, analysis
 
 
+TIMELINE_DECISIONS = ("start", "step", "abort", "promote", "pause", "resume", "complete")
+
+
+def outcome_of(status: dict[str, Any]) -> str:
+    """The record's outcome: the controller's, or paused / incomplete when it has none yet."""
+    if status.get("outcome") is not None:
+        return status["outcome"]
+    return OUTCOME_PAUSED if status.get("phase") == "Paused" else OUTCOME_INCOMPLETE
+
+
+def detect_and_recover(
+    status: dict[str, Any], first_candidate_at: float | None, recovered_at: float | None
+) -> tuple[float | None, float | None]:
+    """(time to detect, time to recover) as the glossary defines them, None without an abort."""
+    abort_at = (status.get("abort") or {}).get("at")
+    if abort_at is None:
+        return None, None
+    first = first_candidate_at if first_candidate_at is not None and first_candidate_at <= abort_at else None
+    detect = abort_at - (first if first is not None else status.get("started_at"))
+    recover = None if recovered_at is None else recovered_at - abort_at
+    return detect, recover
+
+
 def build_record(
     scenario: Scenario,
     plan: Plan,
@@ -135,7 +158,7 @@ def build_record(
     for d in decisions:
         while j < len(bins) - 1 and d.at >= bins[j].end:
             j += 1
-        if d.kind in ("start", "step", "abort", "promote", "pause", "resume", "complete"):
+        if d.kind in TIMELINE_DECISIONS:
             dec_by_bin.setdefault(j, []).append(d.kind)
     rows = []
     for i, b in enumerate(bins):
@@ -166,18 +189,9 @@ def build_record(
 
     started = status.get("started_at")
     completed = status.get("completed_at")
-    outcome = status.get("outcome")
-    if outcome is None:
-        outcome = OUTCOME_PAUSED if status.get("phase") == "Paused" else OUTCOME_INCOMPLETE
-    abort = status.get("abort") or {}
-    abort_at = abort.get("at")
-    first = world.first_candidate_request_at
-    detect = None
-    if abort_at is not None:
-        detect = abort_at - (first if first is not None and first <= abort_at else started)
-    recover = None
-    if abort_at is not None and world.recovered_at is not None:
-        recover = world.recovered_at - abort_at
+    outcome = outcome_of(status)
+    abort_at = (status.get("abort") or {}).get("at")
+    detect, recover = detect_and_recover(status, world.first_candidate_request_at, world.recovered_at)
 
     window_end = completed if completed is not None else scenario.duration
     attributable = 0.0

@@ -25,8 +25,6 @@ from kubernetes.client.rest import ApiException
 
 from deploysim.analysis.measurement import Measurement
 from deploysim.controller import (
-    OUTCOME_INCOMPLETE,
-    OUTCOME_PAUSED,
     TERMINAL_PHASES,
     Decision,
     initial_status,
@@ -36,7 +34,7 @@ from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
 from deploysim.kube.world import KubeWorld
 from deploysim.plan import Plan
-from deploysim.record import Record, step_times
+from deploysim.record import TIMELINE_DECISIONS, Record, detect_and_recover, outcome_of, step_times
 from deploysim.scenario import Scenario
 
 LEASE_SECONDS = 60
@@ -405,26 +403,19 @@ def _record(
             d.kind
             for d in decisions
             if a <= d.at < b
-            and d.kind in ("start", "step", "abort", "promote", "pause", "resume", "complete")
+            and d.kind in TIMELINE_DECISIONS
         )
         rows.append(row)
     timeline = pd.DataFrame(rows)
 
     started, completed = status.get("started_at"), status.get("completed_at")
-    outcome = status.get("outcome") or (
-        OUTCOME_PAUSED if status.get("phase") == "Paused" else OUTCOME_INCOMPLETE
-    )
-    abort = status.get("abort") or {}
-    abort_at = abort.get("at")
+    outcome = outcome_of(status)
+    abort_at = (status.get("abort") or {}).get("at")
     first = next((t for t, *_rest, w in samples if w > 0), None)
-    detect = (
-        None
-        if abort_at is None
-        else abort_at - (first if first is not None and first <= abort_at else started)
-    )
-    recover = None
+    recovered = None
     if abort_at is not None:
-        recover = next((t - abort_at for t, *_rest, w in samples if t >= abort_at and w == 0), None)
+        recovered = next((t for t, *_rest, w in samples if t >= abort_at and w == 0), None)
+    detect, recover = detect_and_recover(status, first, recovered)
     pods = df["pods_stable"] + df["pods_candidate"] if len(df) else pd.Series([0])
     serving = df["ready_stable"] + df["ready_candidate"] if len(df) else pd.Series([0])
     extra = 0.0
