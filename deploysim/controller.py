@@ -35,7 +35,17 @@ from deploysim.plan import (
     SetWeight,
     SwitchTraffic,
 )
-from deploysim.strategies.canary import planned_canary_replicas
+from deploysim.rules.deployment import replicas_settled
+from deploysim.strategies.canary import canary_scale_replicas, planned_canary_replicas
+
+#: A step that sets a router's weight completes only once the router reports that weight,
+#: as Argo Rollouts' ``reconcileTrafficRouting`` (rollout/trafficrouting.go) asks the
+#: router to ``VerifyWeight`` and requeues the rollout until it is verified; within this
+#: many points counts as verified (a router may round).
+WEIGHT_TOLERANCE = 0.5
+#: Argo's ``GetRolloutVerifyRetryInterval`` default: look again this long after a weight
+#: that is not verified yet.
+VERIFY_RETRY_SECONDS = 10.0
 
 # status phases
 PROGRESSING = "Progressing"
@@ -64,7 +74,7 @@ class VersionState:
 
     @property
     def settled(self) -> bool:
-        return self.desired == self.current == self.available
+        return replicas_settled(self.desired, self.current, self.available)
 
 
 @dataclass(frozen=True)
@@ -261,14 +271,17 @@ def _run_step(c: _Ctx) -> bool:
             return False
         if plan.routing == "replica_ratio" and not (obs.stable.settled and obs.stable.desired == stab):
             return False
-        if plan.routing == "router" and c.s["weight"] != step.weight:
-            c.act("route", weight=step.weight)
+        if plan.routing == "router":
+            if c.s["weight"] != step.weight:
+                c.act("route", weight=step.weight)
+                c.s["weight"] = step.weight
+            if abs(obs.weight - step.weight) > WEIGHT_TOLERANCE:
+                # the router has not reported the weight yet: look again (VerifyWeight)
+                c.wake.append(obs.now + VERIFY_RETRY_SECONDS)
+                return False
         c.s["weight"] = step.weight
     elif isinstance(step, SetCanaryScale):
-        if step.percent is None:  # match the traffic weight again (this step ends any held scale)
-            replicas = planned_canary_replicas(plan, c.s["weight"], c.s["step"] + 1)[0]
-        else:
-            replicas = math.ceil(plan.replicas * step.percent / 100)
+        replicas = canary_scale_replicas(plan, step, c.s["weight"], c.s["step"])
         if _once(c):
             c.act("scale", version="candidate", replicas=replicas)
         if not (obs.candidate.settled and obs.candidate.desired == replicas):

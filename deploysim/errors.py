@@ -1,10 +1,48 @@
-"""Every error a user can cause has its own exception, with a message that says what to change."""
+"""Every error a user can cause, and the exit code each command gives for it.
+
+Each error has its own exception with a message that says what to change; all of them are
+:class:`DeploysimError`, and each class carries the exit code it means, so the convention
+is written once, here:
+
+=====  ======================  ====================================================
+code   name                    when
+=====  ======================  ====================================================
+0      ``EXIT_OK``             promoted, or the command did what it was asked
+1      ``EXIT_NOT_PROMOTED``   rolled back, failed, paused or incomplete
+2      ``EXIT_BAD_INPUT``      a scenario, parameter, manifest or flag is not allowed
+3      ``EXIT_ENVIRONMENT``    the cluster, a metrics source or the machine refused
+=====  ======================  ====================================================
+
+>>> exit_code(ScenarioError("replicas", 0, "must be at least 1"))
+2
+>>> exit_code(ClusterError("cannot reach the API server at https://127.0.0.1:6443"))
+3
+>>> exit_code(RolloutNotPromoted("canary: rolled back", "rolled_back"))
+1
+>>> [exit_code_for_outcome(o) for o in ("promoted", "rolled_back", "paused")]
+[0, 1, 1]
+"""
 
 from __future__ import annotations
 
+import builtins
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_NOT_PROMOTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
+# 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_INTERRUPTED = 130
+
 
 class DeploysimError(Exception):
-    """Base of all errors deploysim reports to a user (printed as one line, no traceback)."""
+    """Base of all errors deploysim reports to a user (printed as one line, no traceback).
+
+    A subclass that is not about bad input says so in ``exit_code``.
+    """
+
+    exit_code: ClassVar[int] = EXIT_BAD_INPUT
 
 
 class ScenarioError(DeploysimError):
@@ -34,11 +72,31 @@ class ParameterError(DeploysimError):
 
 
 class ClusterError(DeploysimError):
-    """The cluster (local or real) is not in a state the command can work with."""
+    """The cluster (local or real) is unreachable or not in a state the command can work with."""
+
+    exit_code: ClassVar[int] = EXIT_ENVIRONMENT
 
 
 class TargetUnavailable(DeploysimError):
     """A runbook's target world (e.g. kubernetes) has no backend installed in this version."""
+
+    exit_code: ClassVar[int] = EXIT_ENVIRONMENT
+
+
+class MetricsError(DeploysimError):
+    """A metrics source (Prometheus, an HTTP endpoint) could not answer; names its URL and why."""
+
+    exit_code: ClassVar[int] = EXIT_ENVIRONMENT
+
+
+class PrometheusError(MetricsError):
+    """Prometheus could not answer a query; the message names the URL and the cause."""
+
+
+class MetricsConfigError(MetricsError):
+    """A metrics source's configuration is not allowed: names the setting, the value and what is allowed."""
+
+    exit_code: ClassVar[int] = EXIT_BAD_INPUT
 
 
 class RolloutNotPromoted(DeploysimError):
@@ -48,7 +106,55 @@ class RolloutNotPromoted(DeploysimError):
     non-zero; ``outcome`` is the record's word and ``folder`` the run's audit folder.
     """
 
+    exit_code: ClassVar[int] = EXIT_NOT_PROMOTED
+
     def __init__(self, message: str, outcome: str | None = None, folder: str | None = None) -> None:
         self.outcome = outcome
         self.folder = folder
         super().__init__(message)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code a command gives for ``exc``.
+
+    Beside deploysim's own errors: Ctrl-C is 130, and an ``OSError`` (a file that cannot be
+    written, a port that is taken) is the machine refusing, 3. Anything else is a crash,
+    which Python reports as 1.
+    """
+    return _code_of(type(exc))
+
+
+def _code_of(cls: type[BaseException]) -> int:
+    if issubclass(cls, DeploysimError):
+        return cls.exit_code
+    if issubclass(cls, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if issubclass(cls, OSError):
+        return EXIT_ENVIRONMENT
+    return EXIT_NOT_PROMOTED
+
+
+def exit_code_named(name: str) -> int:
+    """The exit code for an error known only by its class name (papermill reports a
+    notebook's error as ``ename``): one of deploysim's or a built-in one. Errors defined in
+    modules not imported here are not found and count as a crash, 1.
+
+    >>> exit_code_named("ParameterError"), exit_code_named("TargetUnavailable"), exit_code_named("ZeroDivisionError")
+    (2, 3, 1)
+    """
+    todo: list[type[DeploysimError]] = [DeploysimError]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name:
+            return cls.exit_code
+        todo.extend(cls.__subclasses__())
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, BaseException):
+        return _code_of(builtin)
+    return EXIT_NOT_PROMOTED
+
+
+def exit_code_for_outcome(outcome: str | None) -> int:
+    """0 for a promoted rollout, 1 for any other outcome (rolled back, failed, paused,
+    incomplete), as a CI gate reads it."""
+    return EXIT_OK if outcome == "promoted" else EXIT_NOT_PROMOTED

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -169,43 +168,3 @@ def format_diff(a: Path, b: Path, diff: dict[str, list[tuple[str, Any, Any]]]) -
                  for k, x, y in rows]
         lines.append(format_rows(table, ["", "name", "A", "B"]))
     return "\n".join(lines)
-
-
-# --- the command line ------------------------------------------------------------------------
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    rows = list_runs(args.dir)
-    if not rows:
-        print(f"no runs in {args.dir}/")
-        return 0
-    print(format_rows(rows, ["time", "run", "runbook", "target", "outcome", "duration", "user"]))
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    print(show_run(resolve_run(args.run, args.dir)))
-    return 0
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    a, b = resolve_run(args.a, args.dir), resolve_run(args.b, args.dir)
-    print(format_diff(a, b, diff_runs(a, b)))
-    return 0
-
-
-def add_runs_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="the audit trail: list, show and compare runs")
-    runs = p.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
-    q = runs.add_parser("list", help="time, runbook, target, outcome and duration of each run")
-    q.add_argument("dir", nargs="?", default=DEFAULT_DIR, help=f"record folder (default {DEFAULT_DIR}/)")
-    q.set_defaults(func=cmd_list)
-    q = runs.add_parser("show", help="one run's decisions, and why")
-    q.add_argument("run", help="a run folder, its name, or a unique part of it (the short id)")
-    q.add_argument("--dir", default=DEFAULT_DIR, help=f"where to look for RUN (default {DEFAULT_DIR}/)")
-    q.set_defaults(func=cmd_show)
-    q = runs.add_parser("diff", help="parameters, outcome and metrics at each step of two runs")
-    q.add_argument("a")
-    q.add_argument("b")
-    q.add_argument("--dir", default=DEFAULT_DIR, help=f"where to look for A and B (default {DEFAULT_DIR}/)")
-    q.set_defaults(func=cmd_diff)

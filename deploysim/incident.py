@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from deploysim.errors import DeploysimError
-from deploysim.record import Record
+from deploysim.record import SUMMARY_KEYS, Record
 from deploysim.scenario import STRATEGY_KINDS, Scenario, format_duration
 from deploysim.trail import find_runs, read_record
 
@@ -163,6 +163,18 @@ def incident_times(trail: Trail) -> dict[str, Any]:
         "rollout_attributable_failures": s.get("rollout_attributable_failures"),
         "abort_reason": None if abort is None else abort["reason"],
     }
+
+
+def summary_frame(trails: Sequence[Trail]) -> pd.DataFrame:
+    """Each trail's summary, one row per run, with the same fields whichever world ran it; a
+    field that world could not know says why in ``unknown``."""
+    rows = []
+    for t in trails:
+        s = t.record.summary
+        row = {"run": t.name, **{k: s.get(k) for k in SUMMARY_KEYS if k not in ("unknown", "wall_seconds")}}
+        row["unknown"] = "; ".join(f"{k}: {v}" for k, v in (s.get("unknown") or {}).items())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
 
 
 def times_frame(trails: Sequence[Trail]) -> pd.DataFrame:

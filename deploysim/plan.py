@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from deploysim.rules.checks import describe_bounds
+from deploysim.rules.deployment import (
+    DEFAULT_MAX_SURGE,
+    DEFAULT_MAX_UNAVAILABLE,
+    DEFAULT_MIN_READY_SECONDS,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS,
+)
 from deploysim.scenario import format_duration
 
 MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", "request_rate"]
@@ -24,12 +31,7 @@ class Check:
     min: float | None = None
 
     def describe(self) -> str:
-        bounds = []
-        if self.min is not None:
-            bounds.append(f">= {self.min:g}")
-        if self.max is not None:
-            bounds.append(f"<= {self.max:g}")
-        return f"{self.metric} {' and '.join(bounds)}"
+        return f"{self.metric} {describe_bounds(self.min, self.max)}"
 
 
 @dataclass(frozen=True)
@@ -220,10 +222,10 @@ class Plan:
     replicas: int
     steps: tuple[Step, ...]
     routing: RoutingMode = "replica_ratio"
-    max_surge: int | str = "25%"
-    max_unavailable: int | str = "25%"
-    min_ready_seconds: float = 0.0
-    progress_deadline_seconds: float = 600.0
+    max_surge: int | str = DEFAULT_MAX_SURGE
+    max_unavailable: int | str = DEFAULT_MAX_UNAVAILABLE
+    min_ready_seconds: float = DEFAULT_MIN_READY_SECONDS
+    progress_deadline_seconds: float = DEFAULT_PROGRESS_DEADLINE_SECONDS
     progress_deadline_abort: bool = True
     background: AnalysisSpec | None = None
     background_start: int = 0

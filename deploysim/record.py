@@ -24,16 +24,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from deploysim.controller import OUTCOME_INCOMPLETE, OUTCOME_PAUSED, Decision
 from deploysim.plan import Plan
 from deploysim.scenario import Scenario
-
-if TYPE_CHECKING:
-    from deploysim.sim.world import SimWorld
 
 RECORD_VERSION = 1
 SUMMARY_KEYS = (
@@ -41,6 +39,15 @@ SUMMARY_KEYS = (
     "time_to_detect_seconds", "time_to_recover_seconds", "requests", "failed_requests",
     "rollout_attributable_failures", "max_pods", "min_available", "extra_pod_seconds",
     "error_budget_consumed", "time_paused_seconds", "time_in_analysis_seconds", "seed",
+    "world", "unknown",
+)
+#: The timeline's columns, in order, whichever world ran the plan.
+TIMELINE_COLUMNS = (
+    "time", "start", "seconds", "weight", "pods_stable", "pods_candidate", "ready_stable",
+    "ready_candidate", "available_stable", "available_candidate", "requests_stable",
+    "requests_candidate", "failed_stable", "failed_candidate", "requests_preview", "failed_preview",
+    "expected_stable_only_failed", "latency_p50_stable", "latency_p99_stable",
+    "latency_p50_candidate", "latency_p99_candidate", "decision",
 )
 
 
@@ -143,76 +150,211 @@ def detect_and_recover(
     return detect, recover
 
 
-def build_record(
-    scenario: Scenario,
-    plan: Plan,
-    world: SimWorld,
-    status: dict[str, Any],
-    decisions: list[Decision],
-    wall_seconds: float,
-) -> Record:
-    """The record of a simulated run."""
-    bins = world.bins
-    dec_by_bin: dict[int, list[str]] = {}
+# --- samples: what both worlds emit ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateSample:
+    """The service's pods and routing from time ``t`` on, until the next sample.
+
+    ``pods`` are pods that exist and are not terminating; ``weight`` is the candidate's share
+    of users' requests (0-100) as the routing in the world says.
+    """
+
+    t: float
+    pods: tuple[int, int]  # stable, candidate
+    ready: tuple[int, int]
+    available: tuple[int, int]
+    terminating: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class TrafficBin:
+    """The requests served over [start, end): per channel stable users, candidate users, and
+    test traffic to a blue-green preview; ``expected_stable_only_failed`` is what the stable
+    version alone, with all its replicas, would have failed of the same users' requests."""
+
+    start: float
+    end: float
+    requests: tuple[int, int, int]
+    failed: tuple[int, int, int]
+    latency_p50: tuple[float, float] = (math.nan, math.nan)  # stable, candidate (ms)
+    latency_p99: tuple[float, float] = (math.nan, math.nan)
+    expected_stable_only_failed: float = 0.0
+
+
+@dataclass
+class Samples:
+    """Everything a world saw: state changes and the traffic per timeline bin."""
+
+    states: list[StateSample] = field(default_factory=list)
+    bins: list[TrafficBin] = field(default_factory=list)
+
+    def add_state(self, sample: StateSample) -> None:
+        """Keep a sample when anything in it changed (a world may report the same state often)."""
+        if self.states:
+            last = self.states[-1]
+            if (last.pods, last.ready, last.available, last.terminating, last.weight) == (
+                    sample.pods, sample.ready, sample.available, sample.terminating, sample.weight):
+                return
+        self.states.append(sample)
+
+
+def _states_array(states: list[StateSample]) -> np.ndarray:
+    """Columns: t, pods s/c, ready s/c, available s/c, terminating, weight."""
+    if not states:
+        return np.zeros((0, 9))
+    return np.array([(s.t, *s.pods, *s.ready, *s.available, s.terminating, s.weight) for s in states],
+                    dtype=float)
+
+
+def _at(arr: np.ndarray, t: float) -> int:
+    """Index of the state in effect at time ``t`` (the last sample at or before it; the first)."""
+    i = int(np.searchsorted(arr[:, 0], t + 1e-9, side="right")) - 1
+    return max(i, 0)
+
+
+def candidate_serves(weight: float, ready_candidate: float, plan: Plan, scenario: Scenario) -> bool:
+    """True while the candidate answers requests: users' (weight above 0) or a blue-green
+    preview's smoke tests (``strategy.preview_rps`` to a ready idle colour)."""
+    if weight > 0:
+        return True
+    return plan.routing == "active" and ready_candidate > 0 and scenario.strategy.preview_rps > 0
+
+
+def _pod_figures(arr: np.ndarray, window: tuple[float, float], replicas: int) -> dict[str, Any]:
+    """max pods, min available and extra pod-seconds over the rollout's window."""
+    if not len(arr):
+        return {"max_pods": 0, "min_available": None, "extra_pod_seconds": 0.0}
+    a, b = window
+    i0 = _at(arr, a)
+    inside = arr[i0:]
+    inside = inside[inside[:, 0] <= b + 1e-9]
+    # ready pods of the versions that get users' requests
+    w = inside[:, 8]
+    serving = inside[:, 3] * (w < 100) + inside[:, 4] * (w > 0)
+    starts = np.maximum(inside[:, 0], a)
+    ends = np.append(inside[1:, 0], b)
+    existing = inside[:, 1] + inside[:, 2] + inside[:, 7]
+    extra = float(np.sum(np.maximum(existing - replicas, 0) * np.maximum(ends - starts, 0)))
+    return {"max_pods": int((arr[:, 1] + arr[:, 2]).max()),
+            "min_available": int(serving.min()) if len(serving) else None,
+            "extra_pod_seconds": extra}
+
+
+def _first_candidate_request(arr: np.ndarray, plan: Plan, scenario: Scenario) -> float | None:
+    for row in arr:
+        if candidate_serves(row[8], row[4], plan, scenario):
+            return float(row[0])
+    return None
+
+
+def _recovered(arr: np.ndarray, abort_at: float | None) -> float | None:
+    """When the candidate stopped getting users' requests after the abort decision."""
+    if abort_at is None or not len(arr):
+        return None
+    i = _at(arr, abort_at)
+    if arr[i, 0] <= abort_at + 1e-9 and arr[i, 8] == 0:
+        return abort_at
+    later = arr[(arr[:, 0] > abort_at) & (arr[:, 8] == 0)]
+    return float(later[0, 0]) if len(later) else None
+
+
+def timeline(samples: Samples, decisions: list[Decision]) -> pd.DataFrame:
+    """One row per traffic bin: the state at the bin's end, the mean weight over it, the
+    requests, failures and latency in it, and the decisions taken in it."""
+    arr = _states_array(samples.states)
+    bins = samples.bins
+    by_bin: dict[int, list[str]] = {}
     j = 0
     for d in decisions:
         while j < len(bins) - 1 and d.at >= bins[j].end:
             j += 1
         if d.kind in TIMELINE_DECISIONS:
-            dec_by_bin.setdefault(j, []).append(d.kind)
+            by_bin.setdefault(j, []).append(d.kind)
     rows = []
     for i, b in enumerate(bins):
         dur = b.end - b.start
-        req = b.requests or (0, 0, 0)
+        if len(arr):
+            # the state the bin ended in: changes at its very end belong to the next bin
+            k = max(int(np.searchsorted(arr[:, 0], b.end, side="left")) - 1, 0) if dur > 0 else _at(arr, b.end)
+            state = arr[k]
+            lo, hi = _at(arr, b.start), k
+            seg = arr[lo:hi + 1]
+            if dur > 0 and len(seg):
+                starts = np.clip(seg[:, 0], b.start, b.end)
+                ends = np.clip(np.append(seg[1:, 0], b.end), b.start, b.end)
+                weight = float(np.sum(seg[:, 8] * (ends - starts)) / dur)
+            else:
+                weight = float(state[8])
+        else:
+            state, weight = np.zeros(9), 0.0
         rows.append({
-            "time": b.end,
-            "start": b.start,
-            "seconds": dur,
-            "weight": b.weight_time / dur if dur else 0.0,
-            "pods_stable": b.pods[0],
-            "pods_candidate": b.pods[1],
-            "ready_stable": b.ready[0],
-            "ready_candidate": b.ready[1],
-            "requests_stable": req[0],
-            "requests_candidate": req[1],
-            "failed_stable": b.failed[0],
-            "failed_candidate": b.failed[1],
-            "requests_preview": req[2],
-            "failed_preview": b.failed[2],
-            "latency_p50_stable": b.latency[0][0] if b.latency[0] else math.nan,
-            "latency_p99_stable": b.latency[0][2] if b.latency[0] else math.nan,
-            "latency_p50_candidate": b.latency[1][0] if b.latency[1] else math.nan,
-            "latency_p99_candidate": b.latency[1][2] if b.latency[1] else math.nan,
-            "decision": ";".join(dec_by_bin.get(i, [])),
+            "time": b.end, "start": b.start, "seconds": dur, "weight": weight,
+            "pods_stable": int(state[1]), "pods_candidate": int(state[2]),
+            "ready_stable": int(state[3]), "ready_candidate": int(state[4]),
+            "available_stable": int(state[5]), "available_candidate": int(state[6]),
+            "requests_stable": b.requests[0], "requests_candidate": b.requests[1],
+            "failed_stable": b.failed[0], "failed_candidate": b.failed[1],
+            "requests_preview": b.requests[2], "failed_preview": b.failed[2],
+            "expected_stable_only_failed": b.expected_stable_only_failed,
+            "latency_p50_stable": b.latency_p50[0], "latency_p99_stable": b.latency_p99[0],
+            "latency_p50_candidate": b.latency_p50[1], "latency_p99_candidate": b.latency_p99[1],
+            "decision": ";".join(by_bin.get(i, [])),
         })
-    timeline = pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
 
-    started = status.get("started_at")
-    completed = status.get("completed_at")
-    outcome = outcome_of(status)
+
+def summarize(
+    samples: Samples,
+    plan: Plan,
+    scenario: Scenario,
+    status: dict[str, Any],
+    decisions: list[Decision],
+    *,
+    world: str,
+    wall_seconds: float,
+    simulated_seconds: float | None = None,
+    unknown: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The summary and timeline of a run, from its samples, whatever world emitted them.
+
+    Every key of :data:`SUMMARY_KEYS` is present; a value that is ``None`` has its reason in
+    ``summary["unknown"]`` (e.g. no time to detect without an abort).
+    """
+    reasons = dict(unknown or {})
+    table = timeline(samples, decisions)
+    arr = _states_array(samples.states)
+    started, completed = status.get("started_at"), status.get("completed_at")
     abort_at = (status.get("abort") or {}).get("at")
-    detect, recover = detect_and_recover(status, world.first_candidate_request_at, world.recovered_at)
+    ends = ([samples.bins[-1].end] if samples.bins else []) + ([float(arr[-1, 0])] if len(arr) else [])
+    last_t = max(ends, default=0.0)
+    window_end = completed if completed is not None else last_t
+    pods = _pod_figures(arr, (started if started is not None else 0.0, window_end), plan.replicas)
+    detect, recover = detect_and_recover(
+        status, _first_candidate_request(arr, plan, scenario), _recovered(arr, abort_at))
 
-    window_end = completed if completed is not None else scenario.duration
-    attributable = 0.0
+    total_requests = int(sum(b.requests[0] + b.requests[1] for b in samples.bins))
+    failed = int(sum(b.failed[0] + b.failed[1] for b in samples.bins))
+    attributable: float | None = None
     if started is not None:
         # from the rollout's start to the end of the run: a bad release that was promoted
         # goes on failing requests after its rollout ended
-        for b in bins:
-            if b.start >= started - 1e-9:
-                users = (b.requests or (0, 0, 0))[:2]
-                expected = b.lam[0] + b.lam[1]
-                attributable += sum(b.failed[:2]) - b.baseline_mu * (sum(users) / expected if expected else 0.0)
-    total_requests = int(timeline[["requests_stable", "requests_candidate"]].to_numpy().sum()) if rows else 0
-    failed = int(timeline[["failed_stable", "failed_candidate"]].to_numpy().sum()) if rows else 0
-    mean_rps = total_requests / max(scenario.duration, 1e-9)
+        attributable = sum(b.failed[0] + b.failed[1] - b.expected_stable_only_failed
+                           for b in samples.bins if b.start >= started - 1e-9)
+    span = (samples.bins[-1].end - samples.bins[0].start) if samples.bins else 0.0
+    mean_rps = total_requests / span if span > 0 else 0.0
     budget = (1 - scenario.slo.target) * mean_rps * scenario.slo.window
+    budget_used = None
+    if attributable is not None and budget > 0:
+        budget_used = max(attributable, 0.0) / budget
     paused, in_analysis = step_times(status.get("steps", []), window_end)
     summary = {
         "strategy": plan.strategy,
-        "outcome": outcome,
+        "outcome": outcome_of(status),
         "rolled_back": abort_at is not None and status.get("phase") == "Aborted",
-        "simulated_seconds": _r(world.env.now),
+        "simulated_seconds": _r(simulated_seconds),
         "wall_seconds": _r(wall_seconds, 4),
         "rollout_seconds": _r(completed - started) if completed is not None and started is not None else None,
         "time_to_detect_seconds": _r(detect),
@@ -220,23 +362,58 @@ def build_record(
         "requests": total_requests,
         "failed_requests": failed,
         "rollout_attributable_failures": _r(attributable, 1),
-        "max_pods": world.max_pods,
-        "min_available": world.min_available,
-        "extra_pod_seconds": _r(world.extra_pod_seconds, 1),
-        "error_budget_consumed": _r(max(attributable, 0.0) / budget if budget > 0 else None, 6),
+        "max_pods": pods["max_pods"],
+        "min_available": pods["min_available"],
+        "extra_pod_seconds": _r(pods["extra_pod_seconds"], 1),
+        "error_budget_consumed": _r(budget_used, 6),
         "time_paused_seconds": _r(paused),
         "time_in_analysis_seconds": _r(in_analysis),
         "seed": scenario.seed,
+        "world": world,
     }
+    if summary["rollout_seconds"] is None:
+        reasons.setdefault("rollout_seconds", "the rollout did not complete" if started is not None
+                           else "the rollout never started")
+    if abort_at is None:
+        reasons.setdefault("time_to_detect_seconds", "no abort")
+        reasons.setdefault("time_to_recover_seconds", "no abort")
+    elif summary["time_to_recover_seconds"] is None:
+        reasons.setdefault("time_to_recover_seconds", "the candidate still had users' requests at the end")
+    if summary["rollout_attributable_failures"] is None:
+        reasons.setdefault("rollout_attributable_failures", "the rollout never started")
+    if summary["error_budget_consumed"] is None:
+        reasons.setdefault("error_budget_consumed", "the rollout never started" if started is None
+                           else "no requests, so no error budget")
+    if summary["min_available"] is None:
+        reasons.setdefault("min_available", "the world reported no pods")
+    if summary["simulated_seconds"] is None:
+        reasons.setdefault("simulated_seconds", "not a simulation")
+    summary["unknown"] = {k: v for k, v in reasons.items() if summary.get(k) is None}
+    return summary, table
+
+
+def build_record(
+    samples: Samples,
+    plan: Plan,
+    scenario: Scenario,
+    status: dict[str, Any],
+    decisions: list[Decision],
+    *,
+    world: str,
+    wall_seconds: float,
+    simulated_seconds: float | None = None,
+    unknown: dict[str, str] | None = None,
+) -> Record:
+    """The record of a run in any world: :func:`summarize` over its samples."""
+    summary, table = summarize(samples, plan, scenario, status, decisions, world=world,
+                               wall_seconds=wall_seconds, simulated_seconds=simulated_seconds,
+                               unknown=unknown)
     return Record(
         summary=summary,
-        timeline=timeline,
+        timeline=table,
         decisions=[d.to_dict() for d in decisions],
         steps=status.get("steps", []),
         plan=plan.to_dict(),
         scenario=scenario.to_data(),
         status=status,
-        pod_trace=None if world.pod_trace is None else pd.DataFrame(
-            world.pod_trace, columns=["time", "pods_stable", "pods_candidate", "ready_stable",
-                                      "ready_candidate", "available_stable", "available_candidate"]),
     )

@@ -29,57 +29,13 @@ from pydantic import (
     model_validator,
 )
 
+from deploysim.durations import format_duration as format_duration
+from deploysim.durations import parse_duration
 from deploysim.errors import ScenarioError
-
-# --- durations -------------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_HELP = "a duration like 30s, 5m, 1h or 1h30m (a bare number is seconds)"
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``30s``, ``5m``, ``1h30m``, ``250ms`` or a bare number of seconds.
-
-    >>> parse_duration("5m"), parse_duration(10), parse_duration("2.5s")
-    (300.0, 10.0, 2.5)
-    """
-    if isinstance(value, bool):
-        raise ValueError(DURATION_HELP)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(DURATION_HELP)
-    text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            raise ValueError(DURATION_HELP)
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(DURATION_HELP)
-    return total
-
-
-def format_duration(seconds: float | None) -> str:
-    """The inverse of :func:`parse_duration`, for plain-words output (``90`` -> ``1m30s``)."""
-    if seconds is None:
-        return "until approved"
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:g}s"
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        n, seconds = divmod(seconds, size)
-        if n:
-            parts.append(f"{int(n)}{unit}")
-    return "".join(parts) or "0s"
-
+from deploysim.rules.deployment import (
+    DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    deadline_outlasts_min_ready,
+)
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -252,7 +208,7 @@ class Strategy(_Model):
     max_surge: IntOrPercent = 1
     max_unavailable: IntOrPercent = 1
     min_ready_seconds: Duration = 0.0
-    progress_deadline_seconds: Duration = Field(600.0, gt=0)
+    progress_deadline_seconds: Duration = Field(DEFAULT_PROGRESS_DEADLINE_SECONDS, gt=0)
     background_analysis: bool = Field(True, description="rolling/recreate: analyse while rolling")
     # canary
     steps: list[CanaryStep] = Field(default_factory=_default_steps)
@@ -267,7 +223,7 @@ class Strategy(_Model):
 
     @model_validator(mode="after")
     def _deadline_after_min_ready(self) -> Strategy:
-        if self.progress_deadline_seconds <= self.min_ready_seconds:
+        if not deadline_outlasts_min_ready(self.progress_deadline_seconds, self.min_ready_seconds):
             raise ValueError("progress_deadline_seconds must be greater than min_ready_seconds")
         return self
 

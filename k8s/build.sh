@@ -92,6 +92,7 @@ log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $
 
 "${tmp}/bin/kube-apiserver" --version >&2
 "${tmp}/bin/etcd" --version | head -n1 >&2
+"${tmp}/bin/kwokctl" --version >&2
 
 # Move into place: replace any half-finished bin dir, then write the stamp last.
 mkdir -p "${dest}"

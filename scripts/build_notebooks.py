@@ -1,7 +1,7 @@
 """Write the runbooks (runbooks/*.ipynb) and the analysis notebooks (notebooks/*.ipynb).
 
 Every notebook is generated here with nbformat so they stay consistent: the runbooks'
-parameters cells come from the parameter models in deploysim.runbook, and all logic lives in
+parameters cells come from the parameter models in deploysim.runbooks, and all logic lives in
 the package. The generated files are committed.
 
     .venv/bin/python scripts/build_notebooks.py                 # write runbooks/ and notebooks/
@@ -25,7 +25,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploysim import runbook  # noqa: E402
+from deploysim import runbooks  # noqa: E402
 
 KERNEL = {
     "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
@@ -96,11 +96,11 @@ else 'rolled back, failed or paused'} — the last cell raises after the record 
 `kubernetes` takes the same parameters (plus the cluster's) and acts on a real cluster."""
     return _nb([
         new_markdown_cell(intro),
-        _parameters(runbook.parameter_cell(name)),
+        _parameters(runbooks.parameter_cell(name)),
         new_code_cell(
             "# Check every parameter before anything happens: unknown names, types, values, the scenario.\n"
-            "from deploysim import runbook\n\n"
-            f'run = runbook.validate_parameters("{name}", globals())\n'
+            "from deploysim.runbooks import validate_parameters\n\n"
+            f'run = validate_parameters("{name}", globals())\n'
             "run.describe()"
         ),
         new_markdown_cell("## Run\n\nThe audit folder is created first; then one line per step as it is taken."),
@@ -228,7 +228,7 @@ NOTEBOOKS = {"rehearse": REHEARSE, "tune_analysis": TUNE, "post_incident": POST_
 
 def write_all() -> list[Path]:
     written = []
-    for name in runbook.RUNBOOKS:
+    for name in runbooks.RUNBOOKS:
         path = ROOT / "runbooks" / f"{name}.ipynb"
         path.parent.mkdir(exist_ok=True)
         nbformat.write(runbook_notebook(name), str(path))
@@ -273,7 +273,7 @@ def sample_trail() -> Path:
     """A canary of a bad candidate, run through its runbook; the folder goes in data/sample_trail/."""
     target = ROOT / "data" / "sample_trail"
     with tempfile.TemporaryDirectory() as tmp:
-        result = runbook.run_notebook("canary", {**SAMPLE_PARAMETERS, "record_dir": tmp})
+        result = runbooks.run_notebook("canary", {**SAMPLE_PARAMETERS, "record_dir": tmp})
         if result.folder is None or result.outcome != "rolled_back":
             raise SystemExit(f"expected a rolled-back run, got {result}")
         if target.exists():

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
 
 from deploysim.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from deploysim.kube.localcluster import ClusterInfo
 
 
 @pytest.fixture
@@ -17,3 +24,25 @@ def scenario_of():
         return load_scenario(overrides=list(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[ClusterInfo]:
+    """One local control plane for every cluster test of the session.
+
+    3 KWOK nodes and Prometheus scraping every 1 s; Prometheus scrapes more targets with
+    ``localcluster.add_prometheus_target(local_cluster.name, ...)``. Tests leave it as they
+    found it (their own namespaces, nothing stopped); a test that kills a component or
+    brings a cluster down needs a cluster of its own. localcluster is imported here, not at
+    the top, so the suite without a cluster needs no Go build.
+    """
+    from deploysim.kube import localcluster
+
+    localcluster.ensure_built()
+    name = f"dsk-shared-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    localcluster.down(name)  # whatever a killed earlier run left behind
+    info = localcluster.up(nodes=3, prometheus=True, name=name, scrape_interval="1s", timeout=180)
+    try:
+        yield info
+    finally:
+        localcluster.down(name)

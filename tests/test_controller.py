@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
-from deploysim.controller import Observation, VersionState, initial_status, reconcile
+from deploysim.controller import VERIFY_RETRY_SECONDS, Observation, VersionState, initial_status, reconcile
 from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, SetWeight
 
 FULL = VersionState(desired=4, current=4, ready=4, available=4)
@@ -46,11 +46,19 @@ def test_set_weight_scales_then_routes_once_the_canary_is_available():
     ready = VersionState(desired=1, current=1, ready=1, available=1)
     r = reconcile(plan, r.status, Observation(now=9.0, stable=FULL, candidate=ready))
     assert [(a.kind, a.args) for a in r.actions] == [("route", {"weight": 25})]
+    # the step completes once the router reports the weight (Argo's VerifyWeight), looking
+    # again after the verify retry interval until then
+    assert r.status["step"] == 0 and r.requeue_at == 9.0 + VERIFY_RETRY_SECONDS
+    r = reconcile(plan, r.status, Observation(now=10.0, stable=FULL, candidate=ready, weight=0.0))
+    assert r.actions == [] and r.status["step"] == 0
+    r = reconcile(plan, r.status, Observation(now=11.0, stable=FULL, candidate=ready, weight=25.0))
+    assert r.actions == []  # asked once, not again
     assert r.status["phase"] == "Paused" and r.status["paused_reason"] == "manual gate"
     # held until a person approves
-    r = reconcile(plan, r.status, Observation(now=500.0, stable=FULL, candidate=ready))
+    r = reconcile(plan, r.status, Observation(now=500.0, stable=FULL, candidate=ready, weight=25.0))
     assert r.status["phase"] == "Paused"
-    r = reconcile(plan, r.status, Observation(now=501.0, stable=FULL, candidate=ready, promote_requested=True))
+    r = reconcile(plan, r.status, Observation(now=501.0, stable=FULL, candidate=ready, weight=25.0,
+                                              promote_requested=True))
     assert r.status["phase"] == "Progressing" and r.status["step"] == 2
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from deploysim.errors import ManifestError
+from deploysim.manifests import plan_from_manifests, scenario_from_manifests
 from deploysim.plan import Analyze, Pause, SetCanaryScale, SetWeight, SwitchTraffic
 from deploysim.sim import rehearse
 from deploysim.strategies.duration import expected_duration
 from deploysim.strategies.flagger import flagger_plan, flagger_weights, promotion_ticks
-from deploysim.strategies.manifests import plan_from_manifests, scenario_from_manifests
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "manifests"
 HEALTHY = ["candidate.error_rate=0.001"]
@@ -300,7 +300,8 @@ def test_missing_target_deployment_uses_the_scenarios_replicas(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("analysis", "path", "message"),
     [
-        ("    interval: 5 minutes\n    stepWeight: 10\n", "spec.analysis.interval", "expected a duration"),
+        ("    interval: 5 minutes\n    stepWeight: 10\n", "spec.analysis.interval",
+         "got '5 minutes'; a duration like 30s"),
         ("    interval: 60\n    stepWeight: 10\n", "spec.analysis.interval", "needs a unit"),
         ("    stepWeights: [10, 5, 50]\n", "spec.analysis.stepWeights[1]", "must grow"),
         ("    stepWeights: [10, 150]\n", "spec.analysis.stepWeights[1]", "from 1 to 100"),

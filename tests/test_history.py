@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from deploysim import runbook
 from deploysim.cli import main
 from deploysim.errors import RolloutNotPromoted
 from deploysim.history import diff_runs, list_runs, resolve_run
+from deploysim.runbooks import session
 from deploysim.trail import read_record
 
 BAD = {"candidate": {"error_rate": 0.05}}
@@ -22,7 +22,7 @@ GOOD = {"candidate": {"error_rate": 0.001}}
 
 def make_run(name: str, params: dict, record_dir: Path) -> Path:
     """One runbook run in-process (no notebook): validate, execute, record, close."""
-    run = runbook.validate_parameters(name, {"duration": "20m", "record_dir": str(record_dir), **params})
+    run = session.validate_parameters(name, {"duration": "20m", "record_dir": str(record_dir), **params})
     with redirect_stdout(io.StringIO()):
         run.execute()
         run.finish()
@@ -38,7 +38,7 @@ def make_run(name: str, params: dict, record_dir: Path) -> Path:
 def trails(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     record_dir = tmp_path_factory.mktemp("history") / "runs"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runbook, "notebook_output_path", lambda hint=None: None)
+        mp.setattr(session, "notebook_output_path", lambda hint=None: None)
         folders = {
             "bad": make_run("canary", BAD, record_dir),
             "good": make_run("canary", {**GOOD, "step_pause": "30s"}, record_dir),
@@ -111,7 +111,7 @@ def test_runs_diff_shows_parameters_outcome_and_metrics_at_each_step(trails) -> 
 
 
 def test_a_run_that_has_not_finished_is_listed_as_running(tmp_path: Path) -> None:
-    run = runbook.validate_parameters("rolling", {"duration": "20m", "record_dir": str(tmp_path)})
+    run = session.validate_parameters("rolling", {"duration": "20m", "record_dir": str(tmp_path)})
     with redirect_stdout(io.StringIO()):
         folder = run.start()
     assert list_runs(tmp_path)[0]["outcome"] == "running"

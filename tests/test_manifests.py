@@ -1,7 +1,8 @@
 """Argo Rollouts and Deployment manifests in, the same plan out; errors and warnings by path.
 
-Tests mirror deploysim/strategies/manifests.py (and the replica-ratio rule it relies on in
-deploysim/strategies/canary.py). Flagger has its own file, tests/test_flagger.py.
+Tests mirror deploysim/manifests/ (documents, queries, argo, deployment; and the replica-ratio
+rule the Argo canary relies on in deploysim/rules/canary.py). Flagger has its own file,
+tests/test_flagger.py; durations are read by deploysim/durations.py (tests/test_durations.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ import pytest
 
 from deploysim.cli import main
 from deploysim.errors import ManifestError
+from deploysim.manifests import (
+    READERS,
+    classify_query,
+    condition_bounds,
+    plan_from_manifests,
+    query_window,
+    scenario_from_manifests,
+)
+from deploysim.manifests.documents import ROLLOUT_KINDS
 from deploysim.plan import (
     Analyze,
     Pause,
@@ -24,16 +34,9 @@ from deploysim.plan import (
     SetCanaryScale,
     SetWeight,
 )
+from deploysim.rules.canary import basic_canary_replicas
 from deploysim.sim import rehearse
-from deploysim.strategies.canary import basic_canary_replicas
 from deploysim.strategies.duration import expected_duration
-from deploysim.strategies.manifests import (
-    classify_query,
-    condition_bounds,
-    go_duration,
-    plan_from_manifests,
-    scenario_from_manifests,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "data" / "manifests"
@@ -90,19 +93,19 @@ def test_five_replicas_without_surge_cannot_go_below_20_percent() -> None:
 # --- small readers ---------------------------------------------------------------------------
 
 
+def test_every_rollout_kind_has_one_reader() -> None:
+    assert set(READERS) == set(ROLLOUT_KINDS) == {"Rollout", "Canary", "Deployment"}
+
+
 @pytest.mark.parametrize(
-    ("value", "seconds"),
-    [(10, 10.0), ("10", 10.0), ("10s", 10.0), ("10m", 600.0), ("10h", 36000.0), ("1h30m", 5400.0),
-     ("1.5h", 5400.0), ("250ms", 0.25)],
+    ("query", "seconds"),
+    [('sum(rate(http_requests_total{code=~"5.."}[5m]))', 300.0),
+     ("rate(requests[30s])", 30.0),
+     ("rate(requests[1d])", 86400.0),  # PromQL ranges count days, Go durations do not
+     ("sum(requests)", None)],
 )
-def test_go_durations(value: object, seconds: float) -> None:
-    assert go_duration(value) == seconds
-
-
-@pytest.mark.parametrize("value", ["5 minutes", "10d", "-5s", "", True, "m", "5m3"])
-def test_go_durations_rejected(value: object) -> None:
-    with pytest.raises(ValueError):
-        go_duration(value)
+def test_query_window(query: str, seconds: float | None) -> None:
+    assert query_window(query) == seconds
 
 
 @pytest.mark.parametrize(
@@ -465,6 +468,8 @@ ROLLOUT_HEAD = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name
         ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {strategy: {type: BlueGreen}}\n", 1,
          "spec.strategy.type", "allowed: RollingUpdate, Recreate"),
         ("- just\n- a list\n", 1, "(document)", "a manifest is a mapping"),
+        ("kind: Service\napiVersion: v1\nmetadata: {name: checkout}\n", 1, "kind",
+         "no rollout among the manifests; expected one of Rollout, Canary, Deployment"),
         (ROLLOUT_HEAD + "spec: {strategy: {canary: {}}}\n---\n" + ROLLOUT_HEAD + "spec: {strategy: {canary: {}}}\n",
          2, "kind", "rehearse one at a time"),
     ],
@@ -488,7 +493,9 @@ def test_malformed_manifests_name_file_document_and_path(tmp_path: Path, text: s
          "count 3 needs an interval"),
         ("{name: m, provider: {prometus: {query: up}}}", "spec.metrics[0].provider", "unknown provider 'prometus'"),
         ("{name: m, interval: 1 minute, provider: {prometheus: {query: up}}}", "spec.metrics[0].interval",
-         "expected a duration"),
+         "got '1 minute'; a duration like 30s, 5m, 1h or 1h30m (a bare number is seconds)"),
+        ("{name: m, interval: 1d, provider: {prometheus: {query: up}}}", "spec.metrics[0].interval",
+         "got '1d'; a duration like 30s, 5m, 1h or 1h30m (a bare number is seconds); unit d is not one of"),
         ("{name: m, failureLimit: many, provider: {web: {url: x}}}", "spec.metrics[0].failureLimit", "got 'many'"),
     ],
 )
@@ -528,7 +535,7 @@ def test_cli_rehearse_writes_a_report_for_a_manifest(tmp_path: Path, capsys: pyt
     code = main(["rehearse", "-m", str(EXAMPLES / "flagger-canary.yaml"), "--set", "duration=30m",
                  "--out", str(tmp_path)])
     out, _ = capsys.readouterr()
-    assert code == 0 and "canary rollout of podinfo: rolled_back" in out
+    assert code == 1 and "canary rollout of podinfo: rolled_back" in out  # 1: not promoted
     assert "expected with a healthy candidate" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["time_to_detect_seconds"] == 180.0

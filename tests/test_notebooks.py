@@ -18,8 +18,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from deploysim import incident, runbook
+from deploysim import incident
 from deploysim.errors import RolloutNotPromoted
+from deploysim.runbooks import session
 from deploysim.trail import find_runs, read_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def _nbval() -> subprocess.CompletedProcess:
 
 def _suite_trail(record_dir: Path) -> Path:
     """A rolling update of a bad candidate, run in-process: a trail with a non-zero recovery."""
-    run = runbook.validate_parameters("rolling", {"duration": "20m", "candidate": {"error_rate": 0.05},
+    run = session.validate_parameters("rolling", {"duration": "20m", "candidate": {"error_rate": 0.05},
                                                   "record_dir": str(record_dir)})
     with redirect_stdout(io.StringIO()):
         run.execute()
@@ -65,7 +66,7 @@ def _post_incident(trail_dir: Path, out: Path) -> subprocess.CompletedProcess:
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     base = tmp_path_factory.mktemp("notebooks")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runbook, "notebook_output_path", lambda hint=None: None)
+        mp.setattr(session, "notebook_output_path", lambda hint=None: None)
         trail = _suite_trail(base / "runs")
     pool = ThreadPoolExecutor(max_workers=2)
     out = base / "post_incident.ipynb"

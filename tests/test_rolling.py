@@ -1,4 +1,6 @@
-"""The Deployment controller's rolling rules, as tables, and their bounds in the simulator."""
+"""Rolling updates in the simulator: the Deployment controller's bounds held, pod by pod.
+
+The rules themselves are table-tested in tests/test_rules_deployment.py."""
 
 from __future__ import annotations
 
@@ -6,63 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deploysim.rules.deployment import max_surge, max_unavailable
 from deploysim.scenario import load_scenario
 from deploysim.sim import rehearse
-from deploysim.strategies.rolling import (
-    max_unavailable,
-    new_rs_new_replicas,
-    old_rs_scale_down_budget,
-    resolve_fenceposts,
-    scaled_value,
-)
-
-
-@pytest.mark.parametrize(
-    ("surge", "unavailable", "replicas", "expected"),
-    [
-        ("25%", "25%", 10, (3, 2)),  # surge rounds up, unavailable rounds down
-        ("25%", "25%", 4, (1, 1)),
-        ("25%", "25%", 1, (1, 0)),
-        (0, 0, 10, (0, 1)),  # both zero: unavailable becomes 1
-        ("1%", "1%", 10, (1, 0)),
-        (0, "1%", 3, (0, 1)),
-        ("0%", "0%", 5, (0, 1)),
-        (2, 3, 10, (2, 3)),
-        ("50%", "50%", 3, (2, 1)),
-        ("100%", "0%", 7, (7, 0)),
-    ],
-)
-def test_resolve_fenceposts(surge, unavailable, replicas, expected):
-    assert resolve_fenceposts(surge, unavailable, replicas) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "total", "up", "expected"),
-    [("25%", 10, True, 3), ("25%", 10, False, 2), ("33%", 3, True, 1), ("33%", 3, False, 0), (4, 10, True, 4)],
-)
-def test_scaled_value(value, total, up, expected):
-    assert scaled_value(value, total, up) == expected
-
-
-def test_max_unavailable_never_exceeds_replicas():
-    assert max_unavailable(0, 5, 3) == 3
-    assert max_unavailable("25%", "25%", 0) == 0
-
-
-@pytest.mark.parametrize(
-    ("replicas", "all_rs", "new_rs", "expected"),
-    [(10, 10, 0, 3), (10, 13, 3, 3), (10, 12, 3, 4), (10, 10, 8, 10), (10, 11, 10, 10)],
-)
-def test_new_rs_new_replicas(replicas, all_rs, new_rs, expected):
-    assert new_rs_new_replicas(replicas, "25%", "25%", all_rs, new_rs) == expected
-
-
-@pytest.mark.parametrize(
-    ("all_rs", "new_rs", "new_available", "expected"),
-    [(13, 3, 0, 2), (13, 3, 3, 5), (10, 0, 0, 2), (11, 3, 1, 1)],
-)
-def test_old_rs_scale_down_budget(all_rs, new_rs, new_available, expected):
-    assert old_rs_scale_down_budget(10, "25%", "25%", all_rs, new_rs, new_available) == expected
+from deploysim.strategies import compile_plan
 
 
 def _rolling(replicas, surge, unavailable, **extra):
@@ -121,8 +70,7 @@ def test_progress_deadline_fails_a_never_ready_rollout():
 def test_availability_bounds_hold_for_any_rolling_parameters(replicas, surge, unavailable):
     """Never fewer than replicas - maxUnavailable available, never more than replicas + maxSurge pods."""
     rec = _rolling(replicas, surge, unavailable)
-    s_up, u_down = resolve_fenceposts(surge, unavailable, replicas)
-    u_down = min(u_down, replicas)
+    s_up, u_down = max_surge(surge, unavailable, replicas), max_unavailable(surge, unavailable, replicas)
     trace = rec.pod_trace
     pods = trace["pods_stable"] + trace["pods_candidate"]
     available = trace["available_stable"] + trace["available_candidate"]
@@ -130,3 +78,17 @@ def test_availability_bounds_hold_for_any_rolling_parameters(replicas, surge, un
     assert available.min() >= replicas - u_down
     assert rec.summary["outcome"] == "promoted"
     assert trace["pods_candidate"].iloc[-1] == replicas and trace["pods_stable"].iloc[-1] == 0
+
+
+def test_rolling_and_recreate_compile_to_the_deployments_own_step():
+    sc = load_scenario(overrides=["strategy.kind=rolling", "strategy.max_surge=2", "strategy.max_unavailable=0",
+                                  "strategy.min_ready_seconds=5s", "strategy.progress_deadline_seconds=2m",
+                                  "strategy.background_analysis=true"])
+    plan = compile_plan(sc)
+    assert [s.kind for s in plan.steps] == ["rolling_update"]
+    assert (plan.routing, plan.max_surge, plan.max_unavailable) == ("replica_ratio", 2, 0)
+    assert (plan.min_ready_seconds, plan.progress_deadline_seconds) == (5.0, 120.0)
+    assert plan.background is not None and plan.background.name == "background"
+    recreate = compile_plan(load_scenario(overrides=["strategy.kind=recreate", "strategy.background_analysis=false"]))
+    assert [s.kind for s in recreate.steps] == ["recreate"]
+    assert (recreate.background, recreate.max_surge, recreate.max_unavailable) == (None, "25%", "25%")

@@ -22,10 +22,11 @@ import nbformat
 import papermill
 import pytest
 
-from deploysim import runbook
+from deploysim import runbooks
 from deploysim.errors import ParameterError, RolloutNotPromoted, TargetUnavailable
 from deploysim.redact import REDACTED
-from deploysim.trail import find_runs, read_record
+from deploysim.runbooks import session
+from deploysim.trail import RECORD_MIMETYPE, find_runs, read_record
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -64,7 +65,7 @@ class Run:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (runbook.ENV_RUN_DIR, runbook.ENV_NOTEBOOK)}
+    env = {k: v for k, v in os.environ.items() if k not in (runbooks.ENV_RUN_DIR, runbooks.ENV_NOTEBOOK)}
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     return env
 
@@ -207,7 +208,7 @@ def test_the_notebook_shows_progress_and_the_versioned_record(runs: dict[str, Fu
     assert "t+05:00  step 1/10  set weight to 5%" in printed
     assert "abort" in printed
     bundles = [o.data for c in nb.cells if c.cell_type == "code" for o in c.outputs if "data" in o]
-    records = [b[runbook.RECORD_MIMETYPE] for b in bundles if runbook.RECORD_MIMETYPE in b]
+    records = [b[RECORD_MIMETYPE] for b in bundles if RECORD_MIMETYPE in b]
     assert len(records) == 1
     assert records[0]["outcome"] == "rolled_back" and records[0]["version"] == 1
     assert sum("image/png" in b for b in bundles) == 2
@@ -256,10 +257,10 @@ def test_help_notebook_lists_every_parameter_with_type_and_help() -> None:
     assert proc.returncode == 0
     assert "manual_gate: bool (default False)" in proc.stdout
     assert "wait for approval (see approve) before the final 100% step" in proc.stdout
-    for name in runbook.RUNBOOKS:
+    for name in runbooks.RUNBOOKS:
         inferred = papermill.inspect_notebook(str(ROOT / f"runbooks/{name}.ipynb"))
-        model = runbook.PARAMETER_MODELS[name]
-        assert list(inferred) == [n for g in runbook.GROUPS for n, f in model.model_fields.items()
+        model = runbooks.PARAMETER_MODELS[name]
+        assert list(inferred) == [n for g in runbooks.GROUPS for n, f in model.model_fields.items()
                                   if f.json_schema_extra["group"] == g]
         for pname, p in inferred.items():
             assert p["help"] == model.model_fields[pname].description
@@ -323,29 +324,72 @@ def test_deploysim_run_bad_value_exits_2_naming_the_parameter(runs: dict[str, Fu
 )
 def test_parameter_errors_name_the_parameter(given: dict, message: str) -> None:
     with pytest.raises(ParameterError) as err:
-        runbook.validate_parameters("canary", given)
+        runbooks.validate_parameters("canary", given)
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(("source", "names"), [
+    ('# Parameters\nduration = "20m"\n', {"duration"}),
+    ('# Parameters\ncandidate = {"error_rate": 0.05}\nseed = 3\n', {"candidate", "seed"}),
+    # papermill's inspect skips a line with two '=': its name is still read
+    ('# Parameters\noverrides = ["replicas=3"]\nbogus = "a=b=c"\n', {"overrides", "bogus"}),
+    ('# Parameters\nreason = "CHG-42 # urgent"\n', {"reason"}),
+    ("# Parameters\n", set()),
+])
+def test_injected_cell_names_are_read_with_papermills_inspect(source: str, names: set[str]) -> None:
+    assert runbooks.parameter_names(source) == names
+
+
+def test_every_cell_papermill_injects_gives_back_its_names() -> None:
+    from papermill.translators import PythonTranslator
+
+    given = {"duration": "20m", "overrides": ["replicas=3", "slo.target=0.99"], "reason": "x = y # z",
+             "candidate": {"error_rate": 0.05, "note": "a=b"}, "weights": [10, 50], "step_analysis": False,
+             "seed": None, "bogus": 1.5}
+    assert runbooks.parameter_names(PythonTranslator.codify(given)) == set(given)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"values": [("seed", "3"), ("verify", "1.5"), ("manual_gate", "True"), ("image", "None")]},
+     {"seed": 3, "verify": 1.5, "manual_gate": True, "image": None}),
+    ({"values": [("reason", "CHG 42")], "raw": [("seed", "3")]}, {"reason": "CHG 42", "seed": "3"}),
+    # YAML as papermill reads it: no dates, later options win
+    ({"yaml_texts": ["{reason: 2024-01-01, seed: 1}"], "values": [("seed", "2")]},
+     {"reason": "2024-01-01", "seed": 2}),
+])
+def test_parameters_are_collected_as_papermills_cli_reads_them(options: dict, expected: dict) -> None:
+    assert runbooks.collect_parameters(**options) == expected
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"yaml_texts": ["[1, 2]"]}, "-y '[1, 2]': expected a mapping"),
+    ({"yaml_texts": ["{a: [}"]}, "not valid YAML"),
+    ({"files": ["/no/such/params.yaml"]}, "-f /no/such/params.yaml: cannot read YAML parameters"),
+])
+def test_unreadable_parameters_are_parameter_errors(options: dict, message: str) -> None:
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        runbooks.collect_parameters(**options)
+
+
 def test_unknown_names_are_read_from_the_injected_cell_of_the_kernel_history() -> None:
-    defaults = {n: f.default for n, f in runbook.CanaryParameters.model_fields.items()}
-    history = ["", runbook.parameter_cell("canary"), '# Parameters\nduration = "20m"\nbogus = 1\n']
+    defaults = {n: f.default for n, f in runbooks.CanaryParameters.model_fields.items()}
+    history = ["", runbooks.parameter_cell("canary"), '# Parameters\nduration = "20m"\nbogus = 1\n']
     namespace = {**defaults, "duration": "20m", "bogus": 1, "In": history}
     with pytest.raises(ParameterError, match="unknown parameter 'bogus'"):
-        runbook.validate_parameters("canary", namespace)
+        runbooks.validate_parameters("canary", namespace)
     history[2] = '# Parameters\nduration = "20m"\nPAPERMILL_OUTPUT_PATH = "out.ipynb"\n'
     namespace = {**defaults, "duration": "20m", "PAPERMILL_OUTPUT_PATH": "out.ipynb", "In": history}
-    run = runbook.validate_parameters("canary", namespace)
+    run = runbooks.validate_parameters("canary", namespace)
     assert run.given == {"duration": "20m"}  # the parameters cell's defaults are not "given"
     assert run.notebook_hint == "out.ipynb"
 
 
 def test_parameters_cell_defaults_are_the_models_defaults() -> None:
-    for name in runbook.RUNBOOKS:
+    for name in runbooks.RUNBOOKS:
         namespace: dict = {}
-        exec(runbook.parameter_cell(name), {}, namespace)  # noqa: S102 - our own generated source
+        exec(runbooks.parameter_cell(name), {}, namespace)  # noqa: S102 - our own generated source
         values = {k: v for k, v in namespace.items() if not k.startswith("__")}
-        model = runbook.PARAMETER_MODELS[name]
+        model = runbooks.PARAMETER_MODELS[name]
         assert values == {n: f.default for n, f in model.model_fields.items()}
 
 
@@ -355,7 +399,7 @@ def test_committed_runbooks_are_what_the_generator_writes() -> None:
         import build_notebooks
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    for name in runbook.RUNBOOKS:
+    for name in runbooks.RUNBOOKS:
         committed = nbformat.read(str(ROOT / f"runbooks/{name}.ipynb"), as_version=4)
         fresh = build_notebooks.runbook_notebook(name)
         assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], name
@@ -365,7 +409,7 @@ def test_committed_runbooks_are_what_the_generator_writes() -> None:
 
 
 def test_scenario_sections_and_knobs_merge_into_the_scenario() -> None:
-    run = runbook.validate_parameters("canary", {
+    run = runbooks.validate_parameters("canary", {
         "candidate": {"error_rate": 0.05}, "traffic": {"rps": 500}, "weights": [10, 50], "step_pause": "1m",
         "manual_gate": True, "seed": 3, "replicas": 4, "image": "checkout@sha256:" + "ab" * 32,
         "overrides": ["slo.target=0.99"], "analysis": {"count": 2}})
@@ -381,7 +425,7 @@ def test_scenario_sections_and_knobs_merge_into_the_scenario() -> None:
 
 
 def test_rollback_world_swaps_the_versions() -> None:
-    run = runbook.validate_parameters("rollback", {"image": "checkout:1.42.0", "to_image": "checkout:1.40.2"})
+    run = runbooks.validate_parameters("rollback", {"image": "checkout:1.42.0", "to_image": "checkout:1.40.2"})
     s = run.scenario
     assert (s.stable.image, s.stable.error_rate) == ("checkout:1.42.0", 0.021)  # the bad release serves now
     assert (s.candidate.image, s.candidate.error_rate) == ("checkout:1.40.2", 0.001)
@@ -394,11 +438,11 @@ def test_target_kubernetes_fails_clearly_without_its_world(monkeypatch) -> None:
 
     monkeypatch.delattr(deploysim.kube, "execute_plan", raising=False)
     with pytest.raises(TargetUnavailable, match=r"^target kubernetes needs deploysim.kube \(not available\)$"):
-        runbook.validate_parameters("canary", {"target": "kubernetes", "namespace": "shop",
+        runbooks.validate_parameters("canary", {"target": "kubernetes", "namespace": "shop",
                                                "kubeconfig": "/etc/kube/config", "workload": "checkout"})
-    run = runbook.validate_parameters("canary", {"duration": "20m"})
+    run = runbooks.validate_parameters("canary", {"duration": "20m"})
     with pytest.raises(TargetUnavailable):
-        runbook.WORLDS["kubernetes"](run, print)
+        runbooks.WORLDS["kubernetes"](run, print)
 
 
 def test_target_kubernetes_plugs_in_behind_the_same_execute(tmp_path, monkeypatch) -> None:  # noqa: ANN001
@@ -419,8 +463,8 @@ def test_target_kubernetes_plugs_in_behind_the_same_execute(tmp_path, monkeypatc
         return record
 
     monkeypatch.setattr(deploysim.kube, "execute_plan", fake_execute_plan)
-    monkeypatch.setattr(runbook, "notebook_output_path", lambda hint=None: None)
-    run = runbook.validate_parameters("canary", {
+    monkeypatch.setattr(session, "notebook_output_path", lambda hint=None: None)
+    run = runbooks.validate_parameters("canary", {
         "target": "kubernetes", "namespace": "shop", "kubeconfig": "/etc/kube/config", "workload": "checkout",
         "prometheus_url": "http://prometheus.shop:9090", "prometheus_token": TOKEN, "approve": "10m",
         "duration": "20m", "step_pause": "30s", "candidate": {"error_rate": 0.001}, "record_dir": str(tmp_path)})
@@ -431,7 +475,7 @@ def test_target_kubernetes_plugs_in_behind_the_same_execute(tmp_path, monkeypatc
     assert outcome.outcome == "promoted"
     assert "step 1/10  set weight to 5%" in out.getvalue()
     (call,) = calls
-    assert call["target"] == runbook.KubeTarget(
+    assert call["target"] == runbooks.KubeTarget(
         kubeconfig="/etc/kube/config", context=None, namespace="shop", workload="checkout",
         candidate_workload=None, route=None, prometheus_url="http://prometheus.shop:9090",
         prometheus_token=TOKEN, image="checkout:1.42.0")
@@ -440,8 +484,8 @@ def test_target_kubernetes_plugs_in_behind_the_same_execute(tmp_path, monkeypatc
     data = read_record(run.folder)
     assert data["run"]["target"] == {
         "name": "kubernetes", "kubeconfig": "/etc/kube/config", "context": None, "namespace": "shop",
-        "workload": "checkout", "candidate_workload": None, "route": None,
-        "prometheus_url": "http://prometheus.shop:9090", "image": "checkout:1.42.0",
+        "workload": "checkout", "candidate_workload": None, "route": None, "metrics": "auto",
+        "prometheus_url": "http://prometheus.shop:9090", "probe_urls": {}, "image": "checkout:1.42.0",
         "context_used": "prod-eu", "resumed": False}
     assert data["changes"][0]["verb"] == "patch" and data["changes"][0]["token"] == REDACTED
     for name, content in _all_text(run.folder).items():
@@ -449,13 +493,13 @@ def test_target_kubernetes_plugs_in_behind_the_same_execute(tmp_path, monkeypatc
 
 
 def test_execute_dispatches_on_target_and_reports_each_decision() -> None:
-    params = runbook.CanaryParameters(duration="20m", candidate={"error_rate": 0.05})
+    params = runbooks.CanaryParameters(duration="20m", candidate={"error_rate": 0.05})
     seen: list[dict] = []
-    record = runbook.execute(params, on_decision=seen.append)
+    record = runbooks.execute(params, on_decision=seen.append)
     assert record.summary["outcome"] == "rolled_back"
     assert seen == record.decisions
     out = io.StringIO()
-    printer = runbook.ProgressPrinter(runbook.prepare(params).plan, stream=out)
+    printer = runbooks.ProgressPrinter(runbooks.prepare(params).plan, stream=out)
     for d in seen:
         printer(d)
     lines = out.getvalue().splitlines()
@@ -465,7 +509,7 @@ def test_execute_dispatches_on_target_and_reports_each_decision() -> None:
 
 
 def test_record_json_is_written_when_the_run_starts_and_when_it_fails(tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    run = runbook.validate_parameters("rolling", {"duration": "20m", "record_dir": str(tmp_path)})
+    run = runbooks.validate_parameters("rolling", {"duration": "20m", "record_dir": str(tmp_path)})
     with redirect_stdout(io.StringIO()):
         folder = run.start()
     first = read_record(folder)["run"]
@@ -474,8 +518,8 @@ def test_record_json_is_written_when_the_run_starts_and_when_it_fails(tmp_path, 
     def broken(run, on_decision):  # noqa: ANN001, ANN202
         raise RuntimeError("the world fell over; Authorization: Bearer abcdefgh123")
 
-    monkeypatch.setitem(runbook.WORLDS, "sim", broken)
-    monkeypatch.setattr(runbook, "notebook_output_path", lambda hint=None: None)
+    monkeypatch.setitem(runbooks.WORLDS, "sim", broken)
+    monkeypatch.setattr(session, "notebook_output_path", lambda hint=None: None)
     with pytest.raises(RuntimeError):
         run.execute()
     after = read_record(folder)["run"]
@@ -485,8 +529,8 @@ def test_record_json_is_written_when_the_run_starts_and_when_it_fails(tmp_path, 
 
 
 def test_close_raises_rollout_not_promoted_after_writing_the_record(tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(runbook, "notebook_output_path", lambda hint=None: None)
-    run = runbook.validate_parameters("blue_green", {"duration": "30m", "manual_gate": True, "approve": "5m",
+    monkeypatch.setattr(session, "notebook_output_path", lambda hint=None: None)
+    run = runbooks.validate_parameters("blue_green", {"duration": "30m", "manual_gate": True, "approve": "5m",
                                                      "candidate": {"error_rate": 0.001},
                                                      "record_dir": str(tmp_path)})
     with redirect_stdout(io.StringIO()):
@@ -495,7 +539,7 @@ def test_close_raises_rollout_not_promoted_after_writing_the_record(tmp_path, mo
         run.close()  # promoted: no exception
     assert outcome.outcome == "promoted"
     assert run.record.summary["time_paused_seconds"] >= 300  # approved 5 minutes after the gate
-    run2 = runbook.validate_parameters("blue_green", {"duration": "20m", "manual_gate": True, "approve": "never",
+    run2 = runbooks.validate_parameters("blue_green", {"duration": "20m", "manual_gate": True, "approve": "never",
                                                       "candidate": {"error_rate": 0.001},
                                                       "record_dir": str(tmp_path)})
     with redirect_stdout(io.StringIO()), pytest.raises(RolloutNotPromoted) as err:
@@ -543,13 +587,13 @@ spec:
 def test_a_manifest_gives_the_strategy_and_must_match_the_runbook(tmp_path: Path) -> None:
     manifest = tmp_path / "deployment.yaml"
     manifest.write_text(DEPLOYMENT)
-    run = runbook.validate_parameters("rolling", {"manifest": str(manifest), "duration": "20m"})
+    run = runbooks.validate_parameters("rolling", {"manifest": str(manifest), "duration": "20m"})
     assert (run.plan.strategy, run.plan.replicas, run.plan.max_surge, run.plan.max_unavailable) == (
         "rolling", 6, 2, 0)
     with pytest.raises(ParameterError, match="describes a rolling rollout; this is the canary runbook"):
-        runbook.validate_parameters("canary", {"manifest": str(manifest)})
+        runbooks.validate_parameters("canary", {"manifest": str(manifest)})
     with pytest.raises(ParameterError, match="the strategy comes from the manifest"):
-        runbook.validate_parameters("rolling", {"manifest": str(manifest), "max_surge": 3})
+        runbooks.validate_parameters("rolling", {"manifest": str(manifest), "max_surge": 3})
 
 
 @pytest.mark.parametrize(("method", "stable_error_rate", "outcome", "ok"), [
@@ -559,7 +603,7 @@ def test_a_manifest_gives_the_strategy_and_must_match_the_runbook(tmp_path: Path
 ])
 def test_rollback_is_verified_after_it_completes(tmp_path: Path, method: str, stable_error_rate: float,
                                                  outcome: str, ok: bool) -> None:
-    run = runbook.validate_parameters("rollback", {"method": method, "duration": "20m", "verify": "5m",
+    run = runbooks.validate_parameters("rollback", {"method": method, "duration": "20m", "verify": "5m",
                                                    "stable": {"error_rate": stable_error_rate},
                                                    "record_dir": str(tmp_path)})
     with redirect_stdout(io.StringIO()):

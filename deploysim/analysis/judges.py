@@ -15,6 +15,7 @@ from typing import Any
 
 from deploysim.analysis.measurement import Measurement
 from deploysim.plan import AnalysisSpec
+from deploysim.rules.checks import violations
 
 SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR = "Successful", "Failed", "Inconclusive", "Error"
 
@@ -45,10 +46,7 @@ def threshold_judge(spec: AnalysisSpec, m: Measurement, state: dict[str, Any]) -
         value = values[check.metric]
         if math.isnan(value):
             return Verdict(INCONCLUSIVE, f"no value for {check.metric}", values)
-        if check.max is not None and value > check.max:
-            broken.append(f"{check.metric} {value:.4g} > {check.max:g}")
-        if check.min is not None and value < check.min:
-            broken.append(f"{check.metric} {value:.4g} < {check.min:g}")
+        broken += violations(check.metric, value, check.min, check.max)
     if broken:
         return Verdict(FAILED, "; ".join(broken), values)
     return Verdict(SUCCESSFUL, "all checks within bounds", values)

@@ -68,21 +68,16 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
         run["errors"] += 1
         run["failed"] += 1
         run["measurements"].append({"at": m.end, "phase": ERROR, "reason": m.error, "values": {}})
-        if not spec.dry_run and spec.failure_limit >= 0 and run["failed"] > spec.failure_limit:
-            run["phase"] = FAILED
-            run["message"] = f"{run['failed']} failed checks (limit {spec.failure_limit}): {m.error}"
+        if not spec.dry_run and spec.failure_limit >= 0:
+            _beyond_limit(run, "failed", spec.failure_limit, FAILED, "failed checks", m.error)
         return run
     if m.error is not None:
         run["errors"] += 1
         run["consecutive_errors"] += 1
         entry = {"at": m.end, "phase": ERROR, "reason": m.error, "values": {}}
         run["measurements"].append(entry)
-        if run["consecutive_errors"] > spec.consecutive_error_limit:
-            run["phase"] = ERROR
-            run["message"] = (
-                f"{run['consecutive_errors']} consecutive provider errors "
-                f"(limit {spec.consecutive_error_limit}): {m.error}"
-            )
+        _beyond_limit(run, "consecutive_errors", spec.consecutive_error_limit, ERROR,
+                      "consecutive provider errors", m.error)
         return run
 
     verdict = get_judge(spec.judge)(spec, m, run["judge_state"])
@@ -101,21 +96,25 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
         run["passed"] = run.get("passed", 0) + 1
 
     if not spec.dry_run:
-        if spec.failure_limit >= 0 and run["failed"] > spec.failure_limit:
-            run["phase"] = FAILED
-            run["message"] = (
-                f"{run['failed']} failed measurements (limit {spec.failure_limit}): {verdict.reason}"
-            )
+        if spec.failure_limit >= 0 and _beyond_limit(
+                run, "failed", spec.failure_limit, FAILED, "failed measurements", verdict.reason):
             return run
-        if run["inconclusive"] > spec.inconclusive_limit:
-            run["phase"] = INCONCLUSIVE
-            run["message"] = (
-                f"{run['inconclusive']} inconclusive measurements "
-                f"(limit {spec.inconclusive_limit}): {verdict.reason}"
-            )
+        if _beyond_limit(run, "inconclusive", spec.inconclusive_limit, INCONCLUSIVE,
+                         "inconclusive measurements", verdict.reason):
             return run
     done = run.get("passed", 0) if spec.count_successes else run["taken"]
     if spec.count is not None and done >= spec.count:
         run["phase"] = SUCCESSFUL
         run["message"] = f"{run['taken']} measurements, {run['failed']} failed"
     return run
+
+
+def _beyond_limit(run: dict[str, Any], key: str, limit: int, phase: str, what: str, reason: str) -> bool:
+    """Argo Rollouts' limits: the run ends in ``phase`` once ``run[key]`` exceeds ``limit``
+    (failureLimit 0 fails at the first failed measurement, 2 at the third; the default
+    consecutiveErrorLimit 4 errs at the fifth error in a row). True when it ended."""
+    if run[key] <= limit:
+        return False
+    run["phase"] = phase
+    run["message"] = f"{run[key]} {what} (limit {limit}): {reason}"
+    return True

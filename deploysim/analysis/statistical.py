@@ -34,6 +34,7 @@ from scipy.stats import mannwhitneyu
 from deploysim.analysis.judges import FAILED, INCONCLUSIVE, JUDGES, SUCCESSFUL, Verdict
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.plan import AnalysisSpec
+from deploysim.rules.checks import violations
 
 # --- Mann-Whitney (Kayenta) ----------------------------------------------------------------
 
@@ -222,12 +223,7 @@ def sequential_judge(spec: AnalysisSpec, m: Measurement, state: dict[str, Any],
             continue
         value = cand.value(check.metric)
         values[check.metric] = value
-        if math.isnan(value):
-            continue
-        if check.max is not None and value > check.max:
-            broken.append(f"{check.metric} {value:.4g} > {check.max:g}")
-        if check.min is not None and value < check.min:
-            broken.append(f"{check.metric} {value:.4g} < {check.min:g}")
+        broken += violations(check.metric, value, check.min, check.max)  # NaN breaks no bound
     if log_e >= math.log(1.0 / alpha):
         broken.insert(0, f"error rate above the stable version's × {theta0:g}: e-value {e_value:.3g} "
                          f">= {1 / alpha:g} after {looks} looks")

@@ -65,8 +65,17 @@ def create_app(
     router: bool = False,
     pod_annotations: dict[str, str] | None = None,
     timeout: float = 120.0,
+    workload: str | None = None,
+    second_workload: str | None = None,
+    route_name: str | None = None,
 ) -> None:
-    """Create the workloads for ``strategy`` with ``image`` serving, and wait for them."""
+    """Create the workloads for ``strategy`` with ``image`` serving, and wait for them.
+
+    The Deployments are named after the service unless ``workload`` (rolling: the
+    Deployment; two colours: the blue one) and ``second_workload`` (the green one) name them,
+    and the HTTPRoute after the service unless ``route_name`` does, as a runbook's
+    ``workload``, ``candidate_workload`` and ``route`` parameters say.
+    """
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     _create(core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     ann = {
@@ -78,18 +87,24 @@ def create_app(
         _create(
             apps.create_namespaced_deployment,
             namespace,
-            _deployment(service, n.selector(service), replicas, image, ann),
+            _deployment(workload or service, n.selector(service), replicas, image, ann),
         )
         _create(core.create_namespaced_service, namespace, _service(service, n.selector(service)))
-        names = [service]
+        names = [workload or service]
     else:
         stable = n.SLOTS[0]
+
+        def colour(slot: str) -> str:
+            if workload and second_workload:
+                return workload if slot == n.SLOTS[0] else second_workload
+            return n.slot_deployment(workload or service, slot)
+
         for slot in n.SLOTS:
             _create(
                 apps.create_namespaced_deployment,
                 namespace,
                 _deployment(
-                    n.slot_deployment(service, slot),
+                    colour(slot),
                     n.selector(service, slot),
                     replicas if slot == stable else 0,
                     image,
@@ -120,7 +135,7 @@ def create_app(
             route = {
                 "apiVersion": f"{n.HTTPROUTE_GROUP}/{n.HTTPROUTE_VERSION}",
                 "kind": "HTTPRoute",
-                "metadata": {"name": service},
+                "metadata": {"name": route_name or service},
                 "spec": {
                     "rules": [
                         {
@@ -144,7 +159,7 @@ def create_app(
                 n.HTTPROUTE_PLURAL,
                 route,
             )
-        names = [n.slot_deployment(service, stable)]
+        names = [colour(stable)]
     deadline = time.monotonic() + timeout
     for name in names:
         while True:

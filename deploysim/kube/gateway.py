@@ -2,6 +2,7 @@
 
 The module is fetched through the Go module proxy (``go mod download``) into Go's module
 cache, outside the repository; its ``config/crd/standard`` CRDs are applied to the cluster.
+What a run does with an HTTPRoute is :mod:`deploysim.routers.gateway_httproute`'s.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -60,8 +62,6 @@ def install_crds(api: client.ApiClient, version: str = GATEWAY_API_VERSION) -> l
             if exc.status != 409:
                 raise ClusterError(f"cannot create CRD {name}: {exc.reason}") from None
         names.append(name)
-    import time
-
     deadline = time.monotonic() + 60
     for name in names:
         while True:

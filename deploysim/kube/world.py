@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from deploysim.controller import Action, Observation, VersionState
+from deploysim.controller import Action, Decision, Observation, VersionState
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
 from deploysim.plan import Plan
+from deploysim.record import Samples, StateSample
+from deploysim.routers import RouteNames, TrafficRouter, router_for
+from deploysim.rules.deployment import progress_deadline_exceeded
 from deploysim.scenario import Scenario, format_duration
 
 #: KWOK stage annotations (deploysim/kube/stages): pod behaviour on a local control plane
@@ -63,6 +67,9 @@ class KubeWorld:
     route: str | None = None  # the HTTPRoute; None: the service's name
     changes: list[Change] = field(default_factory=list)
     saved: dict[str, Any] = field(default_factory=dict)  # kept in the run's status for undo
+    _router: TrafficRouter | None = field(default=None, init=False, repr=False)
+    emitted: Samples = field(default_factory=Samples)  # every change of pods or routing seen
+    waiter: Callable[[float | None], None] | None = None  # blocks until a change or the time
 
     def __post_init__(self) -> None:
         self.apps = client.AppsV1Api(self.api)
@@ -110,6 +117,7 @@ class KubeWorld:
                 names.append(("Service", n.preview_service(self.service)))
         else:
             names.append(("Deployment", self.workload))
+            names.append(("Service", self.service))  # the weight is the share of its ready endpoints
         for kind, name in names:
             try:
                 self._read(kind, name)
@@ -158,6 +166,16 @@ class KubeWorld:
     def now(self) -> float:
         return self.clock() - self.t0
 
+    def wait_until(self, t: float | None) -> None:
+        """Block until the workloads change or the time ``t`` comes (bounded by the waiter)."""
+        if self.waiter is not None:
+            self.waiter(t)
+        else:
+            time.sleep(1.0 if t is None else min(max(t - self.now(), 0.0), 1.0))
+
+    def mark(self, decisions: list[Decision]) -> None:
+        """Nothing to do: the cluster's timeline is binned from the metrics afterwards."""
+
     def observe(self, **kw: Any) -> Observation:
         if self.two_slots:
             stable = self.stable_slot_cached()
@@ -166,23 +184,44 @@ class KubeWorld:
                 for v, s in (("stable", stable), ("candidate", n.other_slot(stable)))
             }
             states = {v: _deployment_state(d) for v, d in deps.items()}
-            exceeded = any(_deadline_exceeded(d) for d in deps.values())
+            pods = {v: d.status.replicas or 0 for v, d in deps.items()}
+            # only the candidate colour's condition, and only for the candidate's template: a
+            # colour left ProgressDeadlineExceeded by an earlier run says nothing of this one
+            cand = deps["candidate"]
+            exceeded = _deadline_exceeded(cand) and _template_image(cand) == self.scenario.candidate.image
+            selectors = [d.spec.selector.match_labels or {} for d in deps.values()]
         else:
             dep = self._get_deployment(self.workload)
-            states = self._replicaset_states(dep)
+            states, pods = self._replicaset_states(dep)
             exceeded = (
                 _deadline_exceeded(dep) and _template_image(dep) == self.scenario.candidate.image
             )
+            selectors = [dep.spec.selector.match_labels or {}]
         now = self.now()
         exceeded = exceeded or self._no_progress_for_too_long(now, states)
+        weight = self.weight(states)
+        self.emitted.add_state(StateSample(
+            t=now, pods=(pods["stable"], pods["candidate"]),
+            ready=(states["stable"].ready, states["candidate"].ready),
+            available=(states["stable"].available, states["candidate"].available),
+            terminating=self._terminating(selectors), weight=weight,
+        ))
         return Observation(
             now=now,
             stable=states["stable"],
             candidate=states["candidate"],
-            weight=self.weight(states),
+            weight=weight,
             progress_deadline_exceeded=exceeded,
             **kw,
         )
+
+    def _terminating(self, selectors: list[dict[str, str]]) -> int:
+        """Pods of the workloads that are shutting down (they still cost a pod)."""
+        count = 0
+        for labels in selectors:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=n.label_selector(labels)).items
+            count += sum(1 for p in pods if p.metadata.deletion_timestamp is not None)
+        return count
 
     def _no_progress_for_too_long(self, now: float, states: dict[str, VersionState]) -> bool:
         """The progress deadline as deploysim sees it, beside the Deployment's own condition.
@@ -197,19 +236,23 @@ class KubeWorld:
         if last is None or tuple(last[0]) != key:
             self.saved["progress"] = [list(key), now]
             return False
-        settled = cand.settled and stab.settled
-        return not settled and now - last[1] > self.plan.progress_deadline_seconds
+        return progress_deadline_exceeded(now, last[1], self.plan.progress_deadline_seconds,
+                                          settled=cand.settled and stab.settled)
 
     def stable_slot_cached(self) -> str:
         if "stable_slot" not in self.saved:
             self.saved["stable_slot"] = self.stable_slot()
         return self.saved["stable_slot"]
 
-    def _replicaset_states(self, dep: client.V1Deployment) -> dict[str, VersionState]:
+    def _replicaset_states(
+        self, dep: client.V1Deployment
+    ) -> tuple[dict[str, VersionState], dict[str, int]]:
+        """Each version's state from the Deployment's ReplicaSets, and its pods as counted."""
         rss = self.apps.list_namespaced_replica_set(
             self.namespace, label_selector=n.label_selector(dep.spec.selector.match_labels or {})
         ).items
         states = {"stable": VersionState(), "candidate": VersionState()}
+        pods = {"stable": 0, "candidate": 0}
         for rs in rss:
             owners = rs.metadata.owner_references or []
             if not any(o.kind == "Deployment" and o.name == dep.metadata.name for o in owners):
@@ -220,6 +263,7 @@ class KubeWorld:
             s = rs.status
             fresh = (s.observed_generation or 0) >= (rs.metadata.generation or 0)
             prev = states[version]
+            pods[version] += s.replicas or 0
             states[version] = VersionState(
                 desired=prev.desired + (rs.spec.replicas or 0),
                 current=prev.current + ((s.replicas or 0) if fresh else -1),
@@ -230,26 +274,26 @@ class KubeWorld:
             # the Deployment controller has not looked at the latest change yet: not settled
             cand = states["candidate"]
             states["candidate"] = VersionState(cand.desired, -1, cand.ready, cand.available)
-        return states
+        return states, pods
 
     def weight(self, states: dict[str, VersionState] | None = None) -> float:
-        """The candidate's share of requests, as the routing in the cluster says."""
-        if self.plan.routing == "router" and self.two_slots:
-            route = self._get_route()
-            weights = {
-                ref["name"]: ref.get("weight", 1)
-                for ref in route["spec"]["rules"][0]["backendRefs"]
-            }
-            cand = n.slot_service(self.service, n.other_slot(self.stable_slot_cached()))
-            total = sum(weights.values())
-            return 100.0 * weights.get(cand, 0) / total if total else 0.0
-        if self.plan.routing == "active":
-            svc = self._get_service(self.service)
-            active = (svc.spec.selector or {}).get(n.SLOT_LABEL)
-            return 100.0 if active == n.other_slot(self.stable_slot_cached()) else 0.0
-        states = states or {}
-        ready = [states.get(v, VersionState()).ready for v in ("stable", "candidate")]
-        return 100.0 * ready[1] / sum(ready) if sum(ready) else 0.0
+        """The candidate's share of requests, read back from the cluster by the plan's router
+        (the HTTPRoute as stored, the active Service's selector, or the ready endpoints);
+        ``states`` are not needed: the router reads what routes the requests."""
+        return self.router.observed_weight()
+
+    @property
+    def router(self) -> TrafficRouter:
+        """The router of the plan's routing mode, built once the stable colour is known."""
+        if self._router is None:
+            stable = self.stable_slot_cached() if self.two_slots else n.SLOTS[0]
+            names = RouteNames(self.namespace, self.service, self.route, stable, n.other_slot(stable),
+                               self.scenario.candidate.image, self.run_id)
+            self._router = router_for(self.plan.routing, self.api, names, self._note_change)
+        return self._router
+
+    def _note_change(self, obj: str, fld: str, old: Any, new: Any) -> None:
+        self.changes.append(Change(self.now(), obj, fld, old, new))
 
     # --- actions -------------------------------------------------------------------------
 
@@ -360,57 +404,8 @@ class KubeWorld:
         self._patch_deployment(name, body, "spec.replicas", dep.spec.replicas, replicas)
 
     def _route(self, weight: float) -> None:
-        stable = self.stable_slot_cached()
-        cand = n.other_slot(stable)
-        if self.plan.routing == "router":
-            route = self._get_route()
-            rule = route["spec"]["rules"][0]
-            old = {r["name"]: r.get("weight", 1) for r in rule["backendRefs"]}
-            new_refs = []
-            for ref in rule["backendRefs"]:
-                ref = dict(ref)
-                ref["weight"] = (
-                    int(round(weight))
-                    if ref["name"] == n.slot_service(self.service, cand)
-                    else int(round(100 - weight))
-                )
-                new_refs.append(ref)
-            body = {
-                "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
-                "spec": {"rules": [{**rule, "backendRefs": new_refs}] + route["spec"]["rules"][1:]},
-            }
-            self.custom.patch_namespaced_custom_object(
-                n.HTTPROUTE_GROUP,
-                n.HTTPROUTE_VERSION,
-                self.namespace,
-                n.HTTPROUTE_PLURAL,
-                self.route,
-                body,
-            )
-            self.changes.append(
-                Change(
-                    self.now(),
-                    f"HTTPRoute/{self.route}",
-                    "spec.rules[0].backendRefs[].weight",
-                    old,
-                    {r["name"]: r["weight"] for r in new_refs},
-                )
-            )
-        elif self.plan.routing == "active":
-            active = cand if weight >= 100 else stable
-            svc = self._get_service(self.service)
-            old = (svc.spec.selector or {}).get(n.SLOT_LABEL)
-            if old != active:
-                self._patch_service(self.service, n.selector(self.service, active), old, active)
-            preview = n.preview_service(self.service)
-            self._patch_service(
-                preview,
-                n.selector(self.service, n.other_slot(active)),
-                None,
-                n.other_slot(active),
-                record=False,
-            )
-        # replica ratio: the weight follows the replica counts; nothing to route
+        # replica ratio: the router changes nothing; the plan's scale actions set the weight
+        self.router.set_weight(weight)
 
     def finish(self, status: dict[str, Any]) -> None:
         """After a promotion the candidate's colour becomes the stable one."""
@@ -469,24 +464,6 @@ class KubeWorld:
     ) -> None:
         self.apps.patch_namespaced_deployment(name, self.namespace, body)
         self.changes.append(Change(self.now(), f"Deployment/{name}", fld, old, new))
-
-    def _patch_service(
-        self, name: str, selector: dict[str, str], old: Any, new: Any, record: bool = True
-    ) -> None:
-        body = {
-            "metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}},
-            "spec": {"selector": selector},
-        }
-        try:
-            self.core.patch_namespaced_service(name, self.namespace, body)
-        except ApiException as exc:
-            if exc.status == 404 and not record:
-                return
-            raise
-        if record:
-            self.changes.append(
-                Change(self.now(), f"Service/{name}", f"spec.selector[{n.SLOT_LABEL}]", old, new)
-            )
 
 
 def _template_image(obj: Any) -> str:

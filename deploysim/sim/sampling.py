@@ -4,7 +4,8 @@ Between two events the world's state is fixed, so each version's requests in an 
 are a Poisson count and its failures a thinned Poisson count. A latency percentile of N
 requests is the k-th order statistic of N draws: the k-th order statistic of N uniforms is
 Beta(k, N + 1 - k), mapped through the latency distribution's inverse CDF, so one draw gives
-an exactly distributed sample percentile whatever N is.
+an exactly distributed sample percentile whatever N is. The latency distribution is the
+service model's log-normal (:mod:`deploysim.rules.service`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+
+from deploysim.rules.service import latency_cdf, latency_quantile
 
 PERCENTILES = (0.50, 0.95, 0.99)
 
@@ -35,7 +37,7 @@ def sample_percentiles(
         return out
     k = np.maximum(np.ceil(q * n[has]), 1.0)
     u = rng.beta(k, n[has] + 1.0 - k)
-    out[has] = np.exp(log_median[has] + sigma[has] * ndtri(u))
+    out[has] = latency_quantile(u, log_median[has], sigma[has])
     return out
 
 
@@ -61,12 +63,12 @@ def mixture_percentiles(
     u = rng.beta(k, n + 1 - k)
     if float(mu.max() - mu.min()) < 0.005 and float(sd.max() - sd.min()) < 1e-12:
         # components within 0.5% of one another: one log-normal, inverted in closed form
-        return [float(x) for x in np.exp(float((w * mu).sum()) + sd[0, 0] * ndtri(u))]
+        return [float(x) for x in latency_quantile(u, float((w * mu).sum()), sd[0, 0])]
     lo = np.full(len(qs), float(np.min(mu - 8 * sd)))
     hi = np.full(len(qs), float(np.max(mu + 8 * sd)))
     for _ in range(30):
         mid = (lo + hi) / 2
-        below = (w * ndtr((mid[:, None] - mu) / sd)).sum(axis=1) < u
+        below = (w * latency_cdf(mid[:, None], mu, sd)).sum(axis=1) < u
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
     return [float(x) for x in np.exp((lo + hi) / 2)]

@@ -3,36 +3,35 @@ controller's rolling rules, endpoints and routing, and the traffic they serve.
 
 State changes happen at events (a pod becomes ready, a node fails, an action); traffic is
 accounted between events as expected counts per version and drawn per timeline bin (see
-:mod:`deploysim.sim.sampling`), so a run costs the same at 1,000 or 100,000 rps.
+:mod:`deploysim.sim.accounting`), so a run costs the same at 1,000 or 100,000 rps.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
 
-from deploysim.analysis.measurement import Measurement, VersionWindow
-from deploysim.controller import Action, Observation, VersionState
+from deploysim.controller import Action, Decision, Observation, VersionState
 from deploysim.plan import Plan
-from deploysim.scenario import Scenario, Version
-from deploysim.sim.sampling import (
-    PERCENTILES,
-    mixture_percentiles,
-    sample_counts,
-    sample_percentiles,
-)
-from deploysim.sim.traffic import TrafficShape
-from deploysim.strategies.rolling import (
-    healthy_scale_down,
+from deploysim.record import Samples
+from deploysim.rules.canary import replica_ratio_shares
+from deploysim.rules.deployment import (
+    is_available,
     new_rs_new_replicas,
-    old_rs_scale_down_budget,
+    old_rs_new_replicas,
+    progress_deadline_at,
+    progress_deadline_exceeded,
+    recreate_new_replicas,
+    replicas_settled,
 )
+from deploysim.rules.service import combined_outage
+from deploysim.scenario import Scenario, Version
+from deploysim.sim.accounting import VERSIONS, Accounting, Bin
+from deploysim.sim.traffic import TrafficShape
 
-VERSIONS = ("stable", "candidate")
 PENDING, STARTING, READY, TERMINATING, GONE = "pending", "starting", "ready", "terminating", "gone"
 _DELETE_ORDER = {PENDING: 0, STARTING: 1, READY: 2}
 
@@ -64,28 +63,7 @@ class ReplicaSet:
     ready: int = 0  # pods in state READY, kept as pods change state
 
 
-@dataclass
-class Bin:
-    """Expected traffic and state over one stretch of the timeline."""
-
-    start: float
-    end: float = 0.0
-    # per channel: stable users, candidate users, preview (test traffic to the idle colour)
-    lam: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # expected requests
-    mu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # expected failed
-    loglat: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # lam-weighted log median
-    baseline_mu: float = 0.0  # failures expected had the stable version served alone
-    weight_time: float = 0.0  # integral of candidate share x 100 over time
-    pods: tuple[int, int] = (0, 0)
-    ready: tuple[int, int] = (0, 0)
-    pods_total: int = 0
-    # drawn later
-    requests: tuple[int, ...] | None = None
-    failed: tuple[int, ...] = (0, 0, 0)
-    latency: tuple[tuple[float, ...], ...] = ((), (), ())
-
-
-class SimWorld:
+class SimWorld(Accounting):
     """One simulated service, its two versions and the traffic to them."""
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, plan: Plan, rng: np.random.Generator) -> None:
@@ -113,6 +91,7 @@ class SimWorld:
         self.deadline_exceeded = False
         self._deadline_timer_at: float | None = None
         # faults
+        self.outages: list[float] = []  # error rates of the dependency outages going on
         self.outage_rate = 0.0
         self.metrics_down = False
         # accounting
@@ -120,13 +99,7 @@ class SimWorld:
         self.cur = Bin(start=0.0)
         self.last_flush = 0.0
         self.drawn = 0
-        self.first_candidate_request_at: float | None = None
-        self.abort_at: float | None = None
-        self.recovered_at: float | None = None
-        self.max_pods = 0
-        self.min_available: int | None = None
-        self.extra_pod_seconds = 0.0
-        self.watch_window: tuple[float, float | None] = (math.inf, None)
+        self.emitted = Samples()  # every change of pods or routing; bins when the run ends
         self.pod_trace: list[tuple[float, int, int, int, int, int, int]] | None = None
         self.changed = env.event()
         self.on_change: list[Callable[[], None]] = []
@@ -188,10 +161,21 @@ class SimWorld:
             raise ValueError(f"the simulated world cannot do {action.kind!r}")
         self._sync()
 
-    def mark_abort(self) -> None:
-        if self.abort_at is None:
-            self.abort_at = self.env.now
-            self._check_recovered()
+    # --- what the drive loop needs of a world ---------------------------------------------
+
+    def now(self) -> float:
+        return self.env.now
+
+    def wait_until(self, t: float | None) -> simpy.Event:
+        """An event for the loop to yield: the world changed, or the time ``t`` came."""
+        self.changed = self.env.event()
+        events = [self.changed]
+        if t is not None:
+            events.append(self.env.timeout(max(t - self.env.now, 0.0)))
+        return self.env.any_of(events)
+
+    def mark(self, decisions: list[Decision]) -> None:
+        self.close_bin()  # an analysis window starts at a decision: let a bin start there too
 
     # --- routing -------------------------------------------------------------------------
 
@@ -203,11 +187,7 @@ class SimWorld:
         if routing == "router":
             w = self.router_weight / 100
             return 1.0 - w, w
-        rs_ready = self._ready_counts()
-        total = rs_ready[0] + rs_ready[1]
-        if total == 0:
-            return 1.0, 0.0
-        return rs_ready[0] / total, rs_ready[1] / total
+        return replica_ratio_shares(*self._ready_counts())
 
     def _ready_counts(self) -> tuple[int, int]:
         return self.rs["stable"].ready, self.rs["candidate"].ready
@@ -310,9 +290,8 @@ class SimWorld:
         min_ready = self.plan.min_ready_seconds
         if min_ready <= 0:
             return rs.ready
-        now = self.env.now + 1e-9
-        return sum(1 for p in rs.pods if p.state == READY and p.ready_since is not None
-                   and now - p.ready_since >= min_ready)
+        now = self.env.now
+        return sum(1 for p in rs.pods if p.state == READY and is_available(p.ready_since, now, min_ready))
 
     # --- controllers ---------------------------------------------------------------------
 
@@ -341,24 +320,15 @@ class SimWorld:
             old_alive = old.pods or any(
                 p.state == TERMINATING for p in self.pods.values() if p.version == old.version
             )
-            if not old_alive:
-                new.desired = replicas
+            new.desired = recreate_new_replicas(replicas, new.desired, bool(old_alive))
             return (new.desired, old.desired) != before
         # rolling: scale the new ReplicaSet up as far as surge allows
         new.desired = new_rs_new_replicas(replicas, surge, unavail, new.desired + old.desired, new.desired)
         if new.desired != before[0]:
             return True
         if old.desired > 0:
-            new_available = self._available(new)
-            budget = old_rs_scale_down_budget(replicas, surge, unavail, new.desired + old.desired,
-                                              new.desired, new_available)
-            if budget > 0:
-                old_available = self._available(old)
-                unhealthy = max(old.desired - old_available, 0)
-                cleaned = min(budget, unhealthy)
-                old.desired -= cleaned
-                healthy = healthy_scale_down(replicas, surge, unavail, new_available + old_available)
-                old.desired -= min(healthy, old.desired)
+            old.desired = old_rs_new_replicas(replicas, surge, unavail, new.desired, self._available(new),
+                                              old.desired, self._available(old))
         return (new.desired, old.desired) != before
 
     def _replicaset_sync(self) -> bool:
@@ -387,7 +357,7 @@ class SimWorld:
     # --- progress deadline ----------------------------------------------------------------
 
     def _settled(self) -> bool:
-        return all(rs.desired == len(rs.pods) == self._available(rs) for rs in self.rs.values())
+        return all(replicas_settled(rs.desired, len(rs.pods), self._available(rs)) for rs in self.rs.values())
 
     def _progress(self) -> None:
         self.last_progress = self.env.now
@@ -395,8 +365,8 @@ class SimWorld:
     def _check_deadline(self) -> None:
         if self._settled():
             return
-        due = self.last_progress + self.plan.progress_deadline_seconds
-        if self.env.now + 1e-9 >= due:
+        due = progress_deadline_at(self.last_progress, self.plan.progress_deadline_seconds)
+        if progress_deadline_exceeded(self.env.now, self.last_progress, self.plan.progress_deadline_seconds):
             if not self.deadline_exceeded:
                 self.deadline_exceeded = True
                 self._notify()
@@ -427,172 +397,20 @@ class SimWorld:
             node.pods.clear()
             self._sync()
         elif fault.kind == "dependency_outage":
-            self.outage_rate = fault.error_rate
+            self.outages.append(fault.error_rate)
+            self.outage_rate = combined_outage(self.outages)
             self._snapshot()
             yield self.env.timeout(fault.duration)
             self.flush()
-            self.outage_rate = 0.0
+            self.outages.remove(fault.error_rate)
+            self.outage_rate = combined_outage(self.outages)
         elif fault.kind == "metrics_outage":
             self.metrics_down = True
             yield self.env.timeout(fault.duration)
             self.metrics_down = False
-
-    # --- traffic accounting ----------------------------------------------------------------
-
-    def _snapshot(self) -> None:
-        """Remember the state the next stretch of traffic is served in."""
-        ready = self._ready_counts()
-        pods = (len(self.rs["stable"].pods), len(self.rs["candidate"].pods))
-        self._state_ready = ready
-        self._state_pods = pods
-        self._state_share = self.share()
-        total = pods[0] + pods[1]
-        self.max_pods = max(self.max_pods, total)
-        if self.pod_trace is not None:
-            self._trace()
-        start, end = self.watch_window
-        if start <= self.env.now and end is None:
-            serving = sum(r for r, s in zip(ready, self._state_share, strict=True) if s > 0)
-            self.min_available = serving if self.min_available is None else min(self.min_available, serving)
-        self._check_recovered()
-
-    def _trace(self) -> None:
-        """Keep pod counts after every controller step (each sync pass), for fidelity checks."""
-        rs_s, rs_c = self.rs["stable"], self.rs["candidate"]
-        self.pod_trace.append((  # type: ignore[union-attr]
-            self.env.now, len(rs_s.pods), len(rs_c.pods), rs_s.ready, rs_c.ready,
-            self._available(rs_s), self._available(rs_c),
-        ))
-
-    def _check_recovered(self) -> None:
-        if self.abort_at is not None and self.recovered_at is None and self.share()[1] == 0.0:
-            self.recovered_at = self.env.now
-
-    def flush(self) -> None:
-        """Account the traffic served since the last flush, in the state it was served in."""
-        now = self.env.now
-        a = self.last_flush
-        if now <= a:
-            return
-        self.last_flush = now
-        sc = self.sc
-        total = self.shape.requests(a, now)
-        rps = total / (now - a)
-        share = self._state_share
-        ready = self._state_ready
-        b = self.cur
-        preview = 0.0
-        if self.plan.routing == "active" and share[1] == 0.0 and ready[1] > 0:
-            preview = sc.strategy.preview_rps * (now - a)  # smoke tests through the preview service
-        for i, version in enumerate(VERSIONS):
-            lam = total * share[i]
-            if lam <= 0 and not (i == 1 and preview > 0):
-                continue
-            spec = self.versions[version]
-            median = spec.latency_ms or sc.pod.latency_ms
-            if ready[i] == 0:
-                p_fail = 1.0
-                factor = 1.0
-            else:
-                rho = (rps * share[i] + (preview / (now - a) if i == 1 else 0.0)) / (ready[i] * sc.pod.capacity_rps)
-                shed = max(0.0, 1.0 - 1.0 / rho) if rho > 1 else 0.0
-                p_fail = 1.0 - (1.0 - shed) * (1.0 - spec.error_rate) * (1.0 - self.outage_rate)
-                factor = 1.0 / math.sqrt(1.0 - min(rho, 0.9))
-            loglat = math.log(median * factor)
-            b.lam[i] += lam
-            b.mu[i] += lam * p_fail
-            b.loglat[i] += lam * loglat
-            if i == 1 and preview > 0:
-                b.lam[2] += preview
-                b.mu[2] += preview * p_fail
-                b.loglat[2] += preview * loglat
-            if i == 1 and (lam > 0 or preview > 0) and self.first_candidate_request_at is None:
-                self.first_candidate_request_at = a
-        # failures had the stable version alone served it with all its replicas
-        rho0 = rps / (sc.replicas * sc.pod.capacity_rps)
-        shed0 = max(0.0, 1.0 - 1.0 / rho0) if rho0 > 1 else 0.0
-        p0 = 1.0 - (1.0 - shed0) * (1.0 - sc.stable.error_rate) * (1.0 - self.outage_rate)
-        b.baseline_mu += total * p0
-        b.weight_time += share[1] * 100 * (now - a)
-        existing = self._state_pods[0] + self._state_pods[1] + self.terminating
-        start, end = self.watch_window
-        if start <= a and end is None:
-            self.extra_pod_seconds += max(existing - sc.replicas, 0) * (now - a)
-
-    def close_bin(self) -> None:
-        """End the current bin now (at a resolution tick or a measurement)."""
-        self.flush()
-        now = self.env.now
-        if now <= self.cur.start:
-            return
-        b = self.cur
-        b.end = now
-        b.pods = self._state_pods
-        b.ready = self._state_ready
-        b.pods_total = b.pods[0] + b.pods[1] + self.terminating
-        self.bins.append(b)
-        self.cur = Bin(start=now)
-
-    def _bins(self):  # noqa: ANN202 - a SimPy process
-        res = self.sc.resolution
-        while True:
-            nxt = (math.floor(self.env.now / res + 1e-9) + 1) * res
-            yield self.env.timeout(nxt - self.env.now)
-            self.close_bin()
-
-    def draw(self) -> None:
-        """Draw requests, failures and latency percentiles for bins not drawn yet."""
-        todo = self.bins[self.drawn:]
-        if not todo:
-            return
-        lam = np.array([b.lam for b in todo])
-        mu = np.array([b.mu for b in todo])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logmed = np.where(lam > 0, np.array([b.loglat for b in todo]) / np.where(lam > 0, lam, 1), 0.0)
-        n, failed = sample_counts(self.rng, lam, mu)
-        sig = np.broadcast_to(np.array(self.sigma), lam.shape)
-        pct = [sample_percentiles(self.rng, n, logmed, sig, q) for q in PERCENTILES]
-        for j, b in enumerate(todo):
-            b.requests = tuple(int(x) for x in n[j])
-            b.failed = tuple(int(x) for x in failed[j])
-            b.latency = tuple(tuple(float(p[j, i]) for p in pct) for i in range(3))  # type: ignore[assignment]
-        self.drawn = len(self.bins)
-
-    # --- the simulated metrics provider ------------------------------------------------------
-
-    def measure(self, start: float, end: float) -> Measurement:
-        """Both versions over [start, end], as a metrics backend would report them."""
-        self.close_bin()
-        if self.metrics_down:
-            return Measurement(start, end, error="metrics provider unavailable (injected outage)")
-        self.draw()
-        chosen = [b for b in self.bins if b.start >= start - 1e-9 and b.end <= end + 1e-9]
-        versions = {}
-        for i, version in enumerate(VERSIONS):
-            # the candidate's metrics include test traffic through the preview service
-            chans = (i, 2) if i == 1 else (i,)
-            reqs = tuple(sum(b.requests[c] for c in chans) for b in chosen)  # type: ignore[index]
-            errs = tuple(sum(b.failed[c] for c in chans) for b in chosen)
-            p99s = tuple(_p99(b, chans) for b in chosen)
-            n = sum(reqs)
-            lam = np.array([b.lam[c] for b in chosen for c in chans])
-            logmed = np.array([b.loglat[c] / b.lam[c] if b.lam[c] > 0 else 0.0 for b in chosen for c in chans])
-            sig = np.full(len(lam), self.sigma[i])
-            pct = mixture_percentiles(self.rng, lam, logmed, sig, n) if chosen else [math.nan] * 3
-            versions[version] = VersionWindow(
-                requests=n, errors=sum(errs), latency_p50=pct[0], latency_p95=pct[1], latency_p99=pct[2],
-                seconds=end - start, series_requests=reqs, series_errors=errs, series_latency_p99=p99s,
-            )
-        return Measurement(start, end, versions)
 
     # --- notification -------------------------------------------------------------------------
 
     def _notify(self) -> None:
         if not self.changed.triggered:
             self.changed.succeed()
-
-
-def _p99(b: Bin, chans: tuple[int, ...]) -> float:
-    """The bin's p99 over channels: the busiest channel's (preview and users rarely overlap)."""
-    best = max(chans, key=lambda c: (b.requests or (0, 0, 0))[c])
-    return b.latency[best][2] if b.latency[best] else math.nan

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from deploysim.plan import AnalysisSpec, Check, Plan
+from deploysim.plan import AnalysisSpec, Check, Plan, Step
 from deploysim.scenario import Analysis, Scenario
 
 
@@ -33,6 +34,22 @@ def analysis_spec(analysis: Analysis, name: str = "analysis", count: int | None 
 def background_analysis(scenario: Scenario) -> AnalysisSpec:
     """Analysis that runs alongside a rolling or recreate update, until it ends."""
     return analysis_spec(scenario.analysis, name="background", count=None)
+
+
+def deployment_plan(scenario: Scenario, strategy: str, step: Step, **settings: Any) -> Plan:
+    """The plan of a strategy the Deployment carries out itself (rolling, recreate): its one
+    step, routing by ready replicas, and background analysis until it ends."""
+    s = scenario.strategy
+    return Plan(
+        strategy=strategy,
+        replicas=scenario.replicas,
+        steps=(step,),
+        routing="replica_ratio",
+        min_ready_seconds=s.min_ready_seconds,
+        progress_deadline_seconds=s.progress_deadline_seconds,
+        background=background_analysis(scenario) if s.background_analysis else None,
+        **settings,
+    )
 
 
 def _compilers() -> dict[str, Callable[[Scenario], Plan]]:

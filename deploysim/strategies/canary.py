@@ -1,77 +1,25 @@
-"""Canary: shift weight to the candidate step by step, holding and analysing between steps."""
+"""Canary: shift weight to the candidate step by step, holding and analysing between steps.
+
+The counts follow :mod:`deploysim.rules.canary` (Argo Rollouts); this module reads a plan
+for them (which routing, which ``SetCanaryScale`` holds, the surge) and compiles the plan.
+"""
 
 from __future__ import annotations
 
-import math
-
 from deploysim.plan import Analyze, Pause, Plan, SetCanaryScale, SetWeight, Step
-from deploysim.strategies.rolling import resolve_fenceposts
-
-
-def _tied(weight: int, total: int) -> bool:
-    """True when ``total`` pods at ``weight`` % fall exactly half-way (3 pods at 50%: 1.5)."""
-    return (total * weight) % 100 == 50
-
-
-def basic_canary_replicas(replicas: int, weight: int, max_surge: int = 0) -> tuple[int, int]:
-    """(candidate, stable) replicas for a weight without a traffic router (Argo Rollouts).
-
-    Argo picks, among the candidate counts just below and just above ``replicas × weight``,
-    the split whose share of pods is nearest the weight; a tie (exactly half-way) goes to
-    the larger candidate. Between 1% and 99% neither version drops to 0 pods. With
-    ``max_surge`` > 0 it may also run one pod more than ``replicas`` if that gets nearer.
-
-    10 replicas at 41%: 4/10 = 40% beats 5/10 = 50% (and 4/11, 5/11), so 4 candidate and
-    6 stable. 5 replicas at 10% (0.5 pods): 0 is not allowed, so 1 candidate and 4 stable
-    (20%): without surge, 5 replicas cannot go below 20%. With surge, 1 candidate and 5
-    stable (16.7%) is nearer. 10 replicas at 99%, no surge: 9 and 1, never 10 and 0.
-
-    >>> basic_canary_replicas(10, 41)
-    (4, 6)
-    >>> basic_canary_replicas(5, 10), basic_canary_replicas(5, 10, max_surge=1)
-    ((1, 4), (1, 5))
-    >>> basic_canary_replicas(10, 99)
-    (9, 1)
-    """
-    if replicas <= 0:
-        return 0, 0
-    if weight <= 0:
-        return 0, replicas
-    if weight >= 100:
-        return replicas, 0
-    ceil_c = -(-replicas * weight // 100)
-    floor_c = replicas * weight // 100
-    zero_ok = replicas == 1 and max_surge == 0
-    options: list[tuple[int, int]] = []
-    if ceil_c < replicas or zero_ok:
-        options.append((ceil_c, replicas))
-    if not _tied(weight, replicas) and (floor_c > 0 or zero_ok):
-        options.append((floor_c, replicas))
-    if max_surge > 0:
-        options.append((ceil_c, replicas + 1))
-        if not _tied(weight, replicas + 1) and (floor_c > 0 or zero_ok):
-            options.append((floor_c, replicas + 1))
-    if not options:
-        return 0, replicas
-    # min keeps the first of equally near options, as Argo does
-    candidate, total = min(options, key=lambda o: abs(o[0] * 100 / o[1] - weight))
-    return candidate, total - candidate
-
-
-def router_canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
-    """(candidate, stable) with a traffic router: candidate weight × replicas, stable full.
-
-    >>> router_canary_replicas(10, 5)
-    (1, 10)
-    """
-    if weight >= 100:
-        return replicas, replicas
-    return math.ceil(replicas * weight / 100), replicas
+from deploysim.rules.canary import (
+    basic_canary_replicas,
+    router_canary_replicas,
+    set_canary_scale_replicas,
+    traffic_weight_to_replicas,
+)
+from deploysim.rules.deployment import max_surge
 
 
 def held_canary_scale(steps: tuple[Step, ...]) -> int | None:
-    """The latest SetCanaryScale among ``steps`` (Argo: it holds over later weights until a
-    matchTrafficWeight, here ``SetCanaryScale(None)``); None when the weight decides."""
+    """The latest SetCanaryScale among ``steps`` (Argo's ``UseSetCanaryScale``: it holds over
+    later weights until a matchTrafficWeight, here ``SetCanaryScale(None)``); None when the
+    weight decides."""
     for step in reversed(steps):
         if isinstance(step, SetCanaryScale):
             return step.percent
@@ -88,10 +36,18 @@ def planned_canary_replicas(plan: Plan, weight: int, index: int) -> tuple[int, i
         candidate, stable = router_canary_replicas(plan.replicas, weight)
         scale = held_canary_scale(plan.steps[:index])
         if scale is not None and weight < 100:
-            candidate = math.ceil(plan.replicas * scale / 100)
+            candidate = traffic_weight_to_replicas(plan.replicas, scale)
         return candidate, stable
-    surge, _ = resolve_fenceposts(plan.max_surge, plan.max_unavailable, plan.replicas)
+    surge = max_surge(plan.max_surge, plan.max_unavailable, plan.replicas)
     return basic_canary_replicas(plan.replicas, weight, surge)
+
+
+def canary_scale_replicas(plan: Plan, step: SetCanaryScale, weight: int, index: int) -> int:
+    """Candidate pods the SetCanaryScale ``step`` at ``index`` asks for while the traffic
+    weight is ``weight``: its share of replicas, or (matchTrafficWeight) what the weight
+    asks for once this step has ended any held scale."""
+    matched = planned_canary_replicas(plan, weight, index + 1)[0]
+    return set_canary_scale_replicas(plan.replicas, step.percent, matched)
 
 
 def canary_steps(scenario) -> tuple[Step, ...]:  # noqa: ANN001

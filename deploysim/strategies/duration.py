@@ -10,20 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from deploysim.plan import (
-    Analyze,
-    Pause,
-    Plan,
-    Recreate,
-    RollingUpdate,
-    ScaleCandidate,
-    ScaleDownStable,
-    SetCanaryScale,
-    SetWeight,
-)
+from deploysim import plan as steps
+from deploysim.plan import Plan
+from deploysim.rules.deployment import resolve_fenceposts
 from deploysim.scenario import Scenario
-from deploysim.strategies.canary import planned_canary_replicas
-from deploysim.strategies.rolling import resolve_fenceposts
+from deploysim.strategies.canary import canary_scale_replicas, planned_canary_replicas
 
 
 def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
@@ -41,34 +32,32 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
     candidate = 0
     weight = 0
     for index, step in enumerate(plan.steps):
-        if isinstance(step, Pause):
+        if isinstance(step, steps.Pause):
             if step.seconds is None:
                 gates += 1
             else:
                 paused += step.seconds
-        elif isinstance(step, Analyze):
+        elif isinstance(step, steps.Analyze):
             analysis += step.analysis.expected_seconds or 0.0
-        elif isinstance(step, SetWeight | SetCanaryScale | ScaleCandidate):
-            if isinstance(step, SetWeight):
+        elif isinstance(step, steps.SetWeight | steps.SetCanaryScale | steps.ScaleCandidate):
+            if isinstance(step, steps.SetWeight):
                 weight = step.weight
                 wanted = planned_canary_replicas(plan, step.weight, index)[0]
-            elif isinstance(step, SetCanaryScale):
-                wanted = planned_canary_replicas(plan, weight, index + 1)[0]
-                if step.percent is not None:
-                    wanted = math.ceil(plan.replicas * step.percent / 100)
+            elif isinstance(step, steps.SetCanaryScale):
+                wanted = canary_scale_replicas(plan, step, weight, index)
             else:
                 wanted = step.replicas
             if wanted > candidate:
                 pods += wave
             candidate = wanted
-        elif isinstance(step, RollingUpdate):
+        elif isinstance(step, steps.RollingUpdate):
             surge, unavailable = resolve_fenceposts(plan.max_surge, plan.max_unavailable, plan.replicas)
             pods += math.ceil(plan.replicas / max(surge + unavailable, 1)) * wave
             candidate = plan.replicas
-        elif isinstance(step, Recreate):
+        elif isinstance(step, steps.Recreate):
             pods += pod.termination + wave
             candidate = plan.replicas
-        elif isinstance(step, ScaleDownStable):
+        elif isinstance(step, steps.ScaleDownStable):
             delay += step.delay
     if plan.strategy == "canary" and candidate < plan.replicas:
         pods += wave  # the rollout ends by scaling the candidate to full size

@@ -25,6 +25,8 @@ budget shared over the rollout (``failure_budget``, limit ``threshold - 1``).
 Flagger checks the threshold at the start of the tick after the failure that reaches it,
 so a real rollback comes about one interval later than here; the documented
 ``interval × threshold`` is what the rehearsal reproduces.
+
+The ``Canary`` manifest itself is read by :mod:`deploysim.manifests.flagger`.
 """
 
 from __future__ import annotations
@@ -34,38 +36,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from deploysim.plan import (
-    AnalysisSpec,
-    Analyze,
-    Check,
-    Pause,
-    Plan,
-    RollingUpdate,
-    ScaleCandidate,
-    ScaleDownStable,
-    SetCanaryScale,
-    SetWeight,
-    Step,
-    SwitchTraffic,
-)
-from deploysim.strategies.manifests import (
-    Document,
-    ImportedRollout,
-    Measures,
-    Reader,
-    bounds_to_check,
-    classify_query,
-    deployment_settings,
+from deploysim import plan as steps
+from deploysim.plan import AnalysisSpec, Check, Plan
+from deploysim.rules.deployment import (
+    DEFAULT_MAX_SURGE,
+    DEFAULT_MAX_UNAVAILABLE,
+    DEFAULT_MIN_READY_SECONDS,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS,
 )
 
 TOTAL_WEIGHT = 100
-DEFAULT_INTERVAL = 60.0
-MIN_INTERVAL = 10.0
-DEFAULT_ITERATIONS_KUBERNETES = 10
-BUDGET = "flagger"
-GATE_HOOKS = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
-HOOK_TYPES = ("pre-rollout", "rollout", "confirm-rollout", "confirm-traffic-increase", "confirm-promotion",
-              "post-rollout", "rollback", "event")
+BUDGET = "flagger"  # the failed-checks budget every analysis of one Flagger canary shares
 
 
 def max_weight(max_weight_: int = 0, step_weights: Sequence[int] = ()) -> int:
@@ -145,10 +126,10 @@ def flagger_plan(
     gates: Sequence[str] = (),
     name: str = "canary",
     judge: str = "threshold",
-    progress_deadline_seconds: float = 600.0,
-    min_ready_seconds: float = 0.0,
-    max_surge: int | str = "25%",
-    max_unavailable: int | str = "25%",
+    progress_deadline_seconds: float = DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    min_ready_seconds: float = DEFAULT_MIN_READY_SECONDS,
+    max_surge: int | str = DEFAULT_MAX_SURGE,
+    max_unavailable: int | str = DEFAULT_MAX_UNAVAILABLE,
     skip_analysis: bool = False,
 ) -> Plan:
     """The plan for one Flagger canary: progressive weights, or blue/green ``iterations``.
@@ -161,247 +142,40 @@ def flagger_plan(
                                   progress_deadline_abort=True, min_ready_seconds=min_ready_seconds)
     if skip_analysis:
         # promoted at tick 1 without analysis: the primary rolls to the new template
-        return Plan(strategy="rolling", steps=(Pause(interval), RollingUpdate()), routing="replica_ratio",
+        return Plan(strategy="rolling", steps=(steps.Pause(interval), steps.RollingUpdate()), routing="replica_ratio",
                     max_surge=max_surge, max_unavailable=max_unavailable, **common)
     spec = AnalysisSpec(name=name, interval=interval, count=1, failure_limit=max(threshold, 1) - 1,
                         consecutive_error_limit=max(threshold, 1), judge=judge, checks=tuple(checks),
                         not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET)
-    steps: list[Step] = []
+    sequence: list[steps.Step] = []
     if "confirm-rollout" in gates:
-        steps.append(Pause(None))
+        sequence.append(steps.Pause(None))
     if iterations > 0:
-        steps += [ScaleCandidate(replicas), Pause(interval)]
+        sequence += [steps.ScaleCandidate(replicas), steps.Pause(interval)]
         if kubernetes:
             # no traffic shifting: every iteration and the promoting check see test traffic only
-            steps.append(Analyze(replace(spec, name=f"{name} iterations", count=iterations + 1)))
+            sequence.append(steps.Analyze(replace(spec, name=f"{name} iterations", count=iterations + 1)))
             if "confirm-promotion" in gates:
-                steps.append(Pause(None))
-            steps.append(SwitchTraffic())  # the primary, now running the new template
+                sequence.append(steps.Pause(None))
+            sequence.append(steps.SwitchTraffic())  # the primary, now running the new template
         else:
-            steps.append(Analyze(replace(spec, name=f"{name} iterations", count=iterations)))
+            sequence.append(steps.Analyze(replace(spec, name=f"{name} iterations", count=iterations)))
             if "confirm-promotion" in gates:
-                steps.append(Pause(None))  # Flagger asks before it routes all traffic to the canary
-            steps.append(SwitchTraffic())
-            steps.append(Analyze(replace(spec, name=f"{name} after switch")))
-        steps += [Pause(interval), ScaleDownStable(interval)]
-        return Plan(strategy="blue-green", steps=tuple(steps), routing="active", scale_down_delay=interval,
+                sequence.append(steps.Pause(None))  # Flagger asks before it routes all traffic to the canary
+            sequence.append(steps.SwitchTraffic())
+            sequence.append(steps.Analyze(replace(spec, name=f"{name} after switch")))
+        sequence += [steps.Pause(interval), steps.ScaleDownStable(interval)]
+        return Plan(strategy="blue-green", steps=tuple(sequence), routing="active", scale_down_delay=interval,
                     **common)
-    steps += [SetCanaryScale(100), Pause(interval)]
+    sequence += [steps.SetCanaryScale(100), steps.Pause(interval)]
     for weight in weights:
         if "confirm-traffic-increase" in gates:
-            steps.append(Pause(None))
-        steps.append(SetWeight(weight))
-        steps.append(Analyze(replace(spec, name=f"{name} at {weight}%")))
+            sequence.append(steps.Pause(None))
+        sequence.append(steps.SetWeight(weight))
+        sequence.append(steps.Analyze(replace(spec, name=f"{name} at {weight}%")))
     if "confirm-promotion" in gates:
-        steps.append(Pause(None))
+        sequence.append(steps.Pause(None))
     ticks = promotion_ticks(weights[-1] if weights else TOTAL_WEIGHT, step_weight_promotion)
-    steps += [Pause(interval), SetWeight(TOTAL_WEIGHT), Pause(interval * (ticks - 1))]
-    return Plan(strategy="canary", steps=tuple(steps), routing="router", max_surge=max_surge,
+    sequence += [steps.Pause(interval), steps.SetWeight(TOTAL_WEIGHT), steps.Pause(interval * (ticks - 1))]
+    return Plan(strategy="canary", steps=tuple(sequence), routing="router", max_surge=max_surge,
                 max_unavailable=max_unavailable, **common)
-
-
-# --- reading the Canary ----------------------------------------------------------------------
-
-BUILTIN_METRICS = {
-    # name: (what it measures, scale to the simulated unit, default bound side)
-    "request-success-rate": (Measures("success_rate", 0.01), "min"),
-    "request-duration": (Measures("latency_p99", 1.0), "max"),
-}
-
-
-def read_canary(r: Reader, templates: dict[tuple[str, str], Document],
-                deployments: dict[str, Document]) -> ImportedRollout:
-    """A Flagger Canary (``flagger.app/v1beta1``), its MetricTemplates and target Deployment."""
-    doc = r.doc
-    spec = r.mapping(doc.data.get("spec"), "spec")
-    r.unused(spec, "spec", ("targetRef", "analysis", "canaryAnalysis", "progressDeadlineSeconds", "skipAnalysis",
-                            "provider", "autoscalerRef", "suspend"),
-             quiet=("service", "ingressRef", "routeRef", "upstreamRef", "metricsServer", "revertOnDeletion"))
-    target = r.mapping(spec.get("targetRef"), "spec.targetRef")
-    target_name = r.string(target, "name", "spec.targetRef")
-    if not target_name:
-        r.fail("spec.targetRef.name", "missing; a Canary targets a Deployment by name")
-    target_kind = r.string(target, "kind", "spec.targetRef", "Deployment")
-    if target_kind != "Deployment":
-        r.warn("spec.targetRef.kind", f"a {target_kind} target is rehearsed as a Deployment")
-    if spec.get("autoscalerRef") is not None:
-        r.warn("spec.autoscalerRef", "autoscaling is not simulated; replicas stay fixed")
-    if spec.get("suspend"):
-        r.warn("spec.suspend", "a suspended Canary does not run; the rehearsal runs it anyway")
-    deadline = float(r.integer(spec, "progressDeadlineSeconds", "spec", 600, lo=1) or 600)
-    provider = r.string(spec, "provider", "spec", "") or ""
-    kubernetes = provider == "kubernetes"
-
-    replicas = None
-    target_doc = deployments.get(target_name or "")
-    settings: dict[str, Any] = {"min_ready_seconds": 0.0, "max_surge": "25%", "max_unavailable": "25%"}
-    if target_doc is not None:
-        d = deployment_settings(Reader(target_doc, r.warnings))
-        replicas = d["replicas"]
-        settings = {k: d[k] for k in ("min_ready_seconds", "max_surge", "max_unavailable")}
-        if deadline <= settings["min_ready_seconds"]:
-            r.fail("spec.progressDeadlineSeconds", f"got {deadline:g}; must be greater than the Deployment's "
-                   f"minReadySeconds ({settings['min_ready_seconds']:g})")
-    else:
-        r.warn("spec.targetRef", f"Deployment {target_name!r} is not among the manifests; "
-               "the scenario's replicas stand in for it")
-
-    key = "analysis" if spec.get("analysis") is not None else "canaryAnalysis"
-    path = f"spec.{key}"
-    analysis = r.mapping(spec.get(key), path)
-    skip = r.boolean(spec, "skipAnalysis", "spec", False) or spec.get(key) is None
-    if key == "canaryAnalysis" and spec.get(key) is not None:
-        r.warn(path, "deprecated name; Flagger reads it as spec.analysis")
-    r.unused(analysis, path, ("interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
-                              "iterations", "metrics", "webhooks", "match", "mirror"),
-             quiet=("alerts",))
-    interval = DEFAULT_INTERVAL
-    if analysis.get("interval") is not None:
-        interval = r.duration(analysis["interval"], f"{path}.interval", numbers=False)
-        if interval < MIN_INTERVAL:
-            r.warn(f"{path}.interval", f"{interval:g}s is below Flagger's minimum; it runs every 10s")
-            interval = MIN_INTERVAL
-    threshold = r.integer(analysis, "threshold", path, 1, lo=0) or 1
-    max_w = r.integer(analysis, "maxWeight", path, 0, lo=0, hi=100, allowed="a weight is a whole number from 0 to 100")
-    step_w = r.integer(analysis, "stepWeight", path, 0, lo=0, hi=100, allowed="a weight is a whole number from 0 to 100")
-    promo = r.integer(analysis, "stepWeightPromotion", path, 0, lo=0, hi=100,
-                      allowed="a weight is a whole number from 0 to 100")
-    iterations = r.integer(analysis, "iterations", path, 0, lo=0) or 0
-    step_ws: list[int] = []
-    for i, w in enumerate(r.items(analysis.get("stepWeights"), f"{path}.stepWeights")):
-        if isinstance(w, bool) or not isinstance(w, int) or not 0 < w <= 100:
-            r.fail(f"{path}.stepWeights[{i}]", f"got {w!r}; a weight is a whole number from 1 to 100")
-        if step_ws and w <= step_ws[-1]:
-            r.fail(f"{path}.stepWeights[{i}]", f"got {w}; stepWeights must grow ({step_ws[-1]} before it)")
-        step_ws.append(w)
-    if analysis.get("mirror"):
-        r.warn(f"{path}.mirror", "traffic mirroring is not simulated")
-    if analysis.get("match") is not None:
-        r.warn(f"{path}.match", "A/B testing by request match is rehearsed as blue/green iterations; "
-               "the share of users matched is not simulated")
-        kubernetes = True
-    if kubernetes and iterations == 0 and not skip:
-        r.warn(path, "the kubernetes provider cannot shift traffic; Flagger runs 10 blue/green iterations")
-        iterations = DEFAULT_ITERATIONS_KUBERNETES
-    weights: list[int] = []
-    if iterations == 0 and not skip:
-        if step_w == 0 and not step_ws:
-            r.fail(path, "needs stepWeight, stepWeights or iterations; otherwise the canary weight never grows")
-        weights = flagger_weights(max_w or 0, step_w or 0, step_ws)
-    checks, notes = _metrics(r, analysis.get("metrics"), f"{path}.metrics", templates, interval)
-    gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks")
-
-    def build(n: int, judge: str) -> Plan:
-        return flagger_plan(
-            n, interval=interval, threshold=threshold, weights=weights, iterations=iterations,
-            step_weight_promotion=promo or 0, checks=checks, not_simulated=notes, kubernetes=kubernetes,
-            gates=gates, name=doc.name or "canary", judge=judge, progress_deadline_seconds=deadline,
-            skip_analysis=skip, **settings,
-        )
-
-    kind = "rolling" if skip else ("blue-green" if iterations else "canary")
-    strategy: dict[str, Any] = {"kind": kind, "progress_deadline_seconds": deadline,
-                                "min_ready_seconds": settings["min_ready_seconds"]}
-    if kind == "canary":
-        strategy["traffic_router"] = True
-    if kind == "rolling":
-        strategy.update(max_surge=settings["max_surge"], max_unavailable=settings["max_unavailable"],
-                        background_analysis=False)
-    if kind == "blue-green":
-        strategy.update(scale_down_delay_seconds=interval, auto_promotion_seconds=0.0)
-    return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings)
-
-
-def _metrics(r: Reader, value: Any, path: str, templates: dict[tuple[str, str], Document],
-             interval: float) -> tuple[list[Check], list[str]]:
-    checks: list[Check] = []
-    notes: list[str] = []
-    for i, item in enumerate(r.items(value, path)):
-        mpath = f"{path}[{i}]"
-        m = r.mapping(item, mpath)
-        name = r.string(m, "name", mpath)
-        if not name:
-            r.fail(f"{mpath}.name", "missing; every metric needs a name")
-        r.unused(m, mpath, ("name", "interval", "thresholdRange", "threshold", "templateRef", "query"),
-                 quiet=("templateVariables",))
-        if m.get("interval") is not None:
-            window = r.duration(m["interval"], f"{mpath}.interval", numbers=False)
-            if window > interval:
-                r.warn(f"{mpath}.interval", f"the query looks back {window:g}s; the rehearsal judges "
-                       f"the last analysis interval ({interval:g}s)")
-        rng = r.mapping(m.get("thresholdRange"), f"{mpath}.thresholdRange")
-        r.unused(rng, f"{mpath}.thresholdRange", ("min", "max"))
-        lo = _number(r, rng, "min", f"{mpath}.thresholdRange")
-        hi = _number(r, rng, "max", f"{mpath}.thresholdRange")
-        legacy = _number(r, m, "threshold", mpath)
-        measures: Measures | None
-        why = ""
-        if name in BUILTIN_METRICS and m.get("templateRef") is None and not m.get("query"):
-            measures, side = BUILTIN_METRICS[name]
-            if lo is None and hi is None and legacy is not None:
-                lo, hi = (legacy, None) if side == "min" else (None, legacy)
-        else:
-            text = ""
-            if m.get("templateRef") is not None:
-                ref = r.mapping(m["templateRef"], f"{mpath}.templateRef")
-                tname = r.string(ref, "name", f"{mpath}.templateRef")
-                tdoc = templates.get(("MetricTemplate", tname or ""))
-                if tdoc is None:
-                    r.fail(f"{mpath}.templateRef.name", f"MetricTemplate {tname!r} is not among the manifests; "
-                           "pass its file with another --manifest")
-                tr = Reader(tdoc, r.warnings)
-                tspec = tr.mapping(tdoc.data.get("spec"), "spec")
-                prov = tr.mapping(tspec.get("provider"), "spec.provider")
-                ptype = tr.string(prov, "type", "spec.provider", "prometheus")
-                text = tr.string(tspec, "query", "spec", "") or ""
-                if ptype != "prometheus":
-                    why = f"the {ptype} provider is not simulated"
-            else:
-                text = r.string(m, "query", mpath, "") or ""
-                if not text:
-                    r.fail(mpath, f"metric {name!r} is not a built-in (request-success-rate, request-duration) "
-                           "and has no templateRef or query")
-            if lo is None and hi is None and legacy is not None:
-                hi = legacy  # the deprecated threshold is a maximum for custom queries
-            measures = None if why else classify_query(text)
-            if measures is None and not why:
-                why = "its query measures nothing the simulator models (error rate, latency, request rate)"
-            if measures is not None and measures.metric in ("error_rate", "success_rate") and measures.scale == 1.0 \
-                    and any(b is not None and b > 1 for b in (lo, hi)):
-                measures = Measures(measures.metric, 0.01)
-        if measures is not None and lo is None and hi is None:
-            why = "no thresholdRange: every check passes"
-        if why or measures is None:
-            notes.append(f"metric {name}: {why}")
-            r.warn(mpath, f"metric {name!r} is not simulated: {why}")
-            continue
-        if measures.note:
-            r.warn(mpath, f"metric {name!r}: {measures.note}")
-        checks.append(bounds_to_check(measures, lo, hi))
-    return checks, notes
-
-
-def _number(r: Reader, m: dict[str, Any], key: str, path: str) -> float | None:
-    if m.get(key) is None:
-        return None
-    value = m[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        r.fail(f"{path}.{key}", f"got {value!r}; expected a number")
-    return float(value)
-
-
-def _webhooks(r: Reader, value: Any, path: str) -> list[str]:
-    gates: list[str] = []
-    for i, item in enumerate(r.items(value, path)):
-        hpath = f"{path}[{i}]"
-        hook = r.mapping(item, hpath)
-        kind = r.string(hook, "type", hpath, "rollout")
-        name = r.string(hook, "name", hpath, "")
-        if kind not in HOOK_TYPES:
-            r.fail(f"{hpath}.type", f"unknown webhook type {kind!r}; allowed: {', '.join(HOOK_TYPES)}")
-        if kind in GATE_HOOKS:
-            gates.append(kind)  # a gate waits for a person: the scenario's approve decides
-        else:
-            r.warn(hpath, f"webhook {name!r} ({kind}) is not simulated; the scenario's traffic stands in for "
-                   "load tests" if kind == "rollout" else f"webhook {name!r} ({kind}) is not simulated")
-    return gates

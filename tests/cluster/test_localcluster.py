@@ -1,22 +1,26 @@
-"""The local control plane, for real: etcd, kube-apiserver, controller-manager, scheduler, KWOK."""
+"""The local control plane, for real: kwokctl running etcd, kube-apiserver, controller-manager,
+scheduler, KWOK and Prometheus from the binaries k8s/build.sh built."""
 
 from __future__ import annotations
 
 import re
 import socket
 import stat
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from kubernetes import client, config
 
-from deploysim.kube import cli, localcluster
+from deploysim import cli
+from deploysim.kube import localcluster
 
-from .conftest import cluster_name, processes_mentioning
+from .conftest import cluster_name, gone, processes_mentioning
 
 pytestmark = pytest.mark.cluster
 
@@ -85,19 +89,31 @@ def test_api_answers_and_every_node_is_ready(cluster, api):
 def test_status_reports_every_component_healthy(cluster):
     st = localcluster.status(cluster.name)
     assert st["running"] and st["ready"]
-    assert set(st["components"]) == {
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kwok",
-        "prometheus",
-    }
+    assert list(st["components"]) == list(localcluster.COMPONENTS)
     for component, c in st["components"].items():
         assert c["alive"] and c["healthy"], component
-        assert c["url"].startswith(f"http://{localcluster.HOST}:") or c["url"].startswith(
-            f"https://{localcluster.HOST}:"
-        )
+        assert re.match(rf"https?://{re.escape(localcluster.HOST)}:{c['port']}/", c["url"])
+
+
+def test_every_component_listens_on_loopback_only(cluster):
+    for component, proc in cluster.processes.items():
+        listening = [
+            c.laddr
+            for c in psutil.Process(proc.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert proc.port in [a.port for a in listening], component
+        assert {a.ip for a in listening} == {localcluster.HOST}, (component, listening)
+
+
+def test_kubeconfig_works_for_kubectl(cluster):
+    out = subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}",
+         "get", "nodes", "-o", "name"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    assert len(out.stdout.split()) == 3
+    assert all(line.startswith("node/") for line in out.stdout.split())
 
 
 def test_cli_env_and_status(cluster, capsys):
@@ -188,20 +204,23 @@ def test_prometheus_answers_and_scrapes_added_targets(cluster):
         f"{cluster.prometheus_url}/api/v1/query", params={"query": "vector(1)"}, timeout=5
     )
     assert r.status_code == 200 and r.json()["status"] == "success"
-    # Later code registers the traffic exporter the same way; kwok's /metrics stands in here.
-    kwok_port = cluster.processes["kwok"].port
+    # The traffic exporter is registered the same way; kwok's /metrics stands in here.
+    kwok_port = cluster.processes["kwok-controller"].port
     localcluster.add_prometheus_target(cluster.name, f"127.0.0.1:{kwok_port}", {"role": "kwok"})
 
+    def query(promql: str) -> list[dict]:
+        r = httpx.get(f"{cluster.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
+        return r.json()["data"]["result"]
+
     def scraped():
-        r = httpx.get(
-            f"{cluster.prometheus_url}/api/v1/query",
-            params={"query": 'up{job="deploysim"}'},
-            timeout=5,
-        )
-        result = r.json()["data"]["result"]
-        return result and result[0]["value"][1] == "1" and result[0]["metric"].get("role") == "kwok"
+        result = query('up{job="deploysim",role="kwok"}')
+        return result and result[0]["value"][1] == "1"
 
     wait_for(scraped, 30, "prometheus to scrape the added target", interval=0.5)
+    time.sleep(7)
+    # The session's cluster scrapes every 1 s: about 6 samples in 6 s (3 at the 2 s default).
+    samples = query('count_over_time(up{job="deploysim",role="kwok"}[6s])')
+    assert 5 <= int(samples[0]["value"][1]) <= 7, samples
 
 
 def test_second_up_is_refused_or_reused(cluster, capsys):
@@ -210,7 +229,7 @@ def test_second_up_is_refused_or_reused(cluster, capsys):
     same = localcluster.up(nodes=3, name=cluster.name, reuse=True)
     assert same.api_server == cluster.api_server
     assert [p.pid for p in same.processes.values()] == [p.pid for p in cluster.processes.values()]
-    assert cli.main(["cluster", "up", "--name", cluster.name]) == 1
+    assert cli.main(["cluster", "up", "--name", cluster.name]) == 3  # a ClusterError
     err = capsys.readouterr().err.strip()
     assert "already running" in err and "Traceback" not in err and len(err.splitlines()) == 1
 
@@ -226,7 +245,7 @@ def test_taken_port_is_named_and_nothing_starts(cluster, capsys):
             localcluster.up(nodes=1, name=cluster_name("port"), api_port=port)
         assert (
             cli.main(["cluster", "up", "--name", cluster_name("port"), "--api-port", str(port)])
-            == 1
+            == 3
         )
     assert "already in use" in capsys.readouterr().err
     assert not localcluster.state_dir(cluster_name("port")).exists()
@@ -242,17 +261,24 @@ def test_missing_binary_is_named(tmp_path):
 
 
 def test_component_dying_at_start_stops_what_started(cluster, tmp_path):
-    # Real binaries, except a kube-apiserver that fails as a bad flag would: etcd is
-    # already up by then and must be stopped again.
+    # Real binaries, except a kube-apiserver that tells its version (kwokctl asks) and then
+    # fails as a bad flag would: etcd and the rest are running by then and must be stopped.
     for binary in localcluster.BINARIES:
         (tmp_path / binary).symlink_to(cluster.bin_dir / binary)
     (tmp_path / "kube-apiserver").unlink()
     fake = tmp_path / "kube-apiserver"
-    fake.write_text("#!/bin/sh\necho 'Error: unknown flag: --deploysim-boom' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && echo "Kubernetes {localcluster.K8S_VERSION}" && exit 0\n'
+        "echo 'Error: unknown flag: --deploysim-boom' >&2\nexit 1\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     name = cluster_name("fail")
+    started = time.monotonic()
     with pytest.raises(localcluster.ClusterStartError) as caught:
-        localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=30)
+        localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=60)
+    # Noticed when it happens, not when kwokctl gives up waiting (two minutes).
+    assert time.monotonic() - started < 30
     message = str(caught.value)
     assert message.startswith("kube-apiserver exited during start-up")
     assert "deploysim-boom" in message and len(message.splitlines()) == 1
@@ -263,19 +289,46 @@ def test_component_dying_at_start_stops_what_started(cluster, tmp_path):
     assert not processes_mentioning(str(localcluster.state_dir(name)))
 
 
-def test_down_stops_everything_and_removes_state(cluster):
+def test_killed_component_shows_and_down_stops_everything(cluster):
     name = cluster_name("down")
-    info = localcluster.up(nodes=1, name=name, timeout=90)
-    pids = [p.pid for p in info.processes.values()]
-    assert len(pids) == 5
+    info = localcluster.up(nodes=1, name=name, timeout=120)
+    assert list(info.processes) == list(localcluster.COMPONENTS[:5])
+    pids = {c: p.pid for c, p in info.processes.items()}
+    assert all(not gone(pid) for pid in pids.values())
+
+    psutil.Process(pids["kube-scheduler"]).kill()
+    wait_for(lambda: gone(pids["kube-scheduler"]), 10, "kube-scheduler to exit")
+    st = localcluster.status(name)
+    assert st["running"] is False
+    assert [c for c, s in st["components"].items() if not s["alive"]] == ["kube-scheduler"]
+    # Half a cluster is still that cluster: a second up is refused, not stacked on it.
+    with pytest.raises(localcluster.ClusterAlreadyRunningError):
+        localcluster.up(nodes=1, name=name)
+
     assert localcluster.down(name) is True
-    for pid in pids:
-        stat_file = Path(f"/proc/{pid}/stat")
-        assert not stat_file.exists() or re.search(r"\) Z ", stat_file.read_text()), pid
+    assert [c for c, pid in pids.items() if not gone(pid)] == []
     assert not info.state_dir.exists()
     assert not processes_mentioning(str(info.state_dir))
+    # Its API port is free again (for a server: connections may linger in TIME_WAIT).
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((localcluster.HOST, info.processes["kube-apiserver"].port))
     assert localcluster.down(name) is False
     assert localcluster.status(name)["running"] is False
+
+
+def test_down_stops_a_half_started_cluster_by_its_pid_files(cluster):
+    # As a start killed before kwokctl saved its configuration would leave it: pid files,
+    # no record of ours, nothing kwokctl itself can delete.
+    name = cluster_name("half")
+    info = localcluster.up(nodes=1, name=name, timeout=120)
+    pids = [p.pid for p in info.processes.values()]
+    (info.state_dir / "deploysim.json").unlink()
+    (info.state_dir / "kwok.yaml").unlink()
+    assert localcluster.status(name)["running"] is False
+    assert localcluster.down(name) is True
+    assert [pid for pid in pids if not gone(pid)] == []
+    assert not info.state_dir.exists()
 
 
 def test_launcher_and_build_script_agree_on_the_version():
@@ -294,3 +347,32 @@ def test_every_pod_stage_is_shipped():
         "pod-ready",
         "pod-start",
     ]
+
+
+def test_kwokctl_is_given_every_binary_so_it_never_downloads(tmp_path):
+    import yaml
+
+    text = localcluster._kwokctl.configuration(
+        tmp_path, None, ("/usr/bin/prometheus", 9090, tmp_path / "p.yml")
+    )
+    options = next(yaml.safe_load_all(text))["options"]
+    binaries = {k: v for k, v in options.items() if k.endswith("Binary")}
+    assert binaries == {
+        "etcdBinary": str(tmp_path / "etcd"),
+        "kubeApiserverBinary": str(tmp_path / "kube-apiserver"),
+        "kubeControllerManagerBinary": str(tmp_path / "kube-controller-manager"),
+        "kubeSchedulerBinary": str(tmp_path / "kube-scheduler"),
+        "kwokControllerBinary": str(tmp_path / "kwok"),
+        "kubectlBinary": str(tmp_path / "kubectl"),
+        "prometheusBinary": "/usr/bin/prometheus",
+    }
+    assert options["bindAddress"] == localcluster.HOST
+
+
+def test_start_errors_are_one_readable_line():
+    import doctest
+
+    from deploysim.kube.localcluster import _kwokctl
+
+    result = doctest.testmod(_kwokctl)
+    assert (result.failed, result.attempted) == (0, 2)

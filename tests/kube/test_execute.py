@@ -9,7 +9,6 @@ whichever pods are ready and routed; and the runbook acting as a ServiceAccount 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from deploysim.kube import gateway, localcluster
+from deploysim.kube import gateway
 from deploysim.kube import naming as n
 from deploysim.kube.app import apply_rbac, create_app, delete_namespace, service_account_kubeconfig
 from deploysim.kube.traffic import start_exporter
@@ -31,22 +30,16 @@ pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPERMILL = str(Path(sys.executable).parent / "papermill")
-NAME = f"dsp-execute-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 STABLE, CANDIDATE = "web:1.0.0", "web:1.1.0"
 REPLICAS = 4
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    localcluster.ensure_built()
-    localcluster.down(NAME)
-    info = localcluster.up(nodes=3, prometheus=True, name=NAME, scrape_interval="1s", timeout=120)
-    admin = config.new_client_from_config(str(info.kubeconfig))
+def cluster(local_cluster):
+    """The session's control plane (tests/conftest.py), with the Gateway API's CRDs."""
+    admin = config.new_client_from_config(str(local_cluster.kubeconfig))
     gateway.install_crds(admin)
-    try:
-        yield info, admin
-    finally:
-        localcluster.down(NAME)
+    return local_cluster, admin
 
 
 def _scenario_file(tmp_path: Path, candidate: dict, strategy: dict) -> Path:
@@ -80,7 +73,7 @@ class App:
         self.kubeconfig = service_account_kubeconfig(admin, self.ns, "deploysim-runbook", str(info.kubeconfig),
                                                      str(tmp_path / "sa-kubeconfig"))
         self.exporter = start_exporter(self.scenario, kubeconfig=str(info.kubeconfig), namespace=self.ns,
-                                       service="web", tick=0.5, register=NAME)
+                                       service="web", tick=0.5, register=info.name)
         self.record_dir = tmp_path / "runs"
         self._wait_for_metrics()
 
@@ -195,10 +188,18 @@ def _assert_rolled_back(app: App, proc, record) -> None:
 
 
 @pytest.mark.parametrize(("strategy", "runbook", "router", "extra"), CASES, ids=IDS)
-def test_healthy_candidate_is_promoted(make_app, strategy, runbook, router, extra):
+def test_healthy_candidate_is_promoted_as_rehearsed(make_app, strategy, runbook, router, extra):
     app = make_app(strategy, router=router)
     proc, record = app.run(runbook, *extra)
     _assert_promoted(app, proc, record)
+    # the same runbook rehearsed: the same decisions, the same summary fields, and the pod
+    # figures the glossary defines agree with what the cluster did
+    _, sim = app.run(runbook, *extra, target="sim")
+    assert _decision_sequence(sim) == _decision_sequence(record)
+    assert list(sim["summary"]) == list(record["summary"])
+    assert (record["summary"]["world"], sim["summary"]["world"]) == ("kubernetes", "sim")
+    for key in ("outcome", "min_available", "max_pods"):
+        assert record["summary"][key] == sim["summary"][key], (key, record["summary"], sim["summary"])
 
 
 @pytest.mark.parametrize(("strategy", "runbook", "router", "extra"), CASES, ids=IDS)
@@ -225,7 +226,6 @@ def test_never_ready_candidate_is_caught_by_the_progress_deadline(make_app):
 
 def test_with_prometheus_stopped_analysis_errors_abort_instead_of_hanging(make_app):
     app = make_app("canary", router=True)
-    prom = app.info.processes["prometheus"]
     dead = f"http://127.0.0.1:{_closed_port()}"
     args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
     # point the runbook at a Prometheus that is not there (the real one keeps serving the others)
@@ -236,7 +236,8 @@ def test_with_prometheus_stopped_analysis_errors_abort_instead_of_hanging(make_a
          "-p", "scenario", str(app.scenario), "-p", "record_dir", str(app.record_dir / "dead"),
          "-p", "kubeconfig", app.kubeconfig, "-p", "namespace", app.ns, "-p", "prometheus_url", dead, *args],
         capture_output=True, text=True, timeout=300, check=False)
-    assert prom.pid  # the cluster's own Prometheus was never needed for this
+    # the cluster's own Prometheus was never asked and still serves the other runs
+    assert httpx.get(f"{app.info.prometheus_url}/-/ready", timeout=5).status_code == 200
     record = json.loads(next((app.record_dir / "dead").glob("*/record.json")).read_text())
     assert proc.returncode != 0
     assert record["summary"]["outcome"] == "rolled_back"
@@ -281,16 +282,18 @@ def _decision_sequence(record: dict) -> list[str]:
     return seq
 
 
-@pytest.mark.parametrize("candidate", [{}, BAD], ids=["healthy", "failing"])
-def test_rehearsal_and_execution_take_the_same_decisions(make_app, candidate):
-    app = make_app("canary", router=True, candidate=candidate)
+def test_a_rolled_back_cluster_run_and_its_rehearsal_read_the_same_after_the_incident(make_app):
+    app = make_app("canary", router=True, candidate=BAD)
     args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
     _, sim = app.run("canary", *args, target="sim")
     proc, real = app.run("canary", *args)
     assert _decision_sequence(sim) == _decision_sequence(real)
-    assert sim["summary"]["outcome"] == real["summary"]["outcome"]
-    if candidate:
-        return
+    assert sim["summary"]["outcome"] == real["summary"]["outcome"] == "rolled_back"
+    # every field a number, or unknown with its reason: nothing a notebook trips over
+    for summary in (sim["summary"], real["summary"]):
+        assert {k for k, v in summary.items() if v is None} == set(summary["unknown"])
+        assert summary["rollout_attributable_failures"] > 0
+        assert summary["time_to_detect_seconds"] > 0 and summary["time_to_recover_seconds"] is not None
     # the two records laid side by side by the post-incident notebook
     folders = [str(next((app.record_dir / t).glob("*/record.json")).parent) for t in ("sim", "kubernetes")]
     out = app.record_dir / "post_incident.ipynb"
@@ -299,5 +302,78 @@ def test_rehearsal_and_execution_take_the_same_decisions(make_app, candidate):
          "-y", json.dumps({"trails": folders, "strategies": ["canary", "rolling"]})],
         capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    executed = out.read_text()
-    assert "kubernetes" in executed and "sim" in executed
+    from deploysim.incident import load_trails, summary_frame
+
+    table = summary_frame(load_trails(folders))
+    assert sorted(table["world"]) == ["kubernetes", "sim"]
+    for _, row in table.iterrows():  # a blank is a field that world cannot know, and says why
+        blank = {k for k, v in row.items() if v is None or (isinstance(v, float) and v != v)}
+        assert blank == {k.split(":")[0] for k in row["unknown"].split("; ") if k}, row
+
+
+NAMED = [
+    # (strategy, runbook, names given to the runbook, Deployments to create, HTTPRoute name)
+    ("rolling", "rolling", {"workload": "web-api"}, ["web-api"], None),
+    ("canary", "canary", {"workload": "web-api", "candidate_workload": "web-api-next", "route": "checkout-route"},
+     ["web-api", "web-api-next"], "checkout-route"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "runbook", "names", "deployments", "route"), NAMED,
+                         ids=["rolling", "canary-httproute"])
+def test_workloads_named_apart_from_the_service_are_the_ones_changed(
+        cluster, tmp_path, strategy, runbook, names, deployments, route):
+    """Service ``checkout``, Deployment(s) ``web-api``: the run checks and changes exactly the
+    objects it was given, and a Deployment that merely shares the service's name is left alone."""
+    info, admin = cluster
+    ns = f"named-{uuid.uuid4().hex[:6]}"
+    scenario = _scenario_file(tmp_path, {}, {})
+    data = yaml.safe_load(scenario.read_text())
+    scenario.write_text(yaml.safe_dump({**data, "service": "checkout"}))
+    create_app(admin, ns, "checkout", strategy, REPLICAS, STABLE, router=route is not None,
+               workload=names["workload"], second_workload=names.get("candidate_workload"), route_name=route)
+    # a bystander named like the service, selected by nothing the run uses
+    client.AppsV1Api(admin).create_namespaced_deployment(ns, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="checkout", labels={"app": "bystander"}),
+        spec=client.V1DeploymentSpec(
+            replicas=1, selector=client.V1LabelSelector(match_labels={"app": "bystander"}),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"app": "bystander"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="bystander:1")])))))
+    exporter = start_exporter(scenario, kubeconfig=str(info.kubeconfig), namespace=ns, service="checkout",
+                              tick=0.5, register=info.name, route=route)
+    try:
+        out = tmp_path / "out.ipynb"
+        args = [PAPERMILL, str(ROOT / "runbooks" / f"{runbook}.ipynb"), str(out), "-p", "target", "kubernetes",
+                "-p", "scenario", str(scenario), "-p", "record_dir", str(tmp_path / "runs"),
+                "-p", "kubeconfig", str(info.kubeconfig), "-p", "namespace", ns,
+                "-p", "prometheus_url", info.prometheus_url, "-p", "image", CANDIDATE]
+        for key, value in names.items():
+            args += ["-p", key, value]
+        if strategy == "canary":
+            args += ["-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+        record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert record["summary"]["outcome"] == "promoted"
+        apps = client.AppsV1Api(admin)
+        if strategy == "rolling":
+            assert apps.read_namespaced_deployment("web-api", ns).spec.template.spec.containers[0].image == CANDIDATE
+            allowed = {"Deployment/web-api"}
+        else:
+            assert apps.read_namespaced_deployment("web-api-next", ns).spec.replicas == REPLICAS
+            assert apps.read_namespaced_deployment("web-api", ns).spec.replicas == 0
+            weights = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+                n.HTTPROUTE_GROUP, n.HTTPROUTE_VERSION, ns, n.HTTPROUTE_PLURAL, route)
+            assert {r["name"]: r["weight"] for r in weights["spec"]["rules"][0]["backendRefs"]} == {
+                "checkout-blue": 0, "checkout-green": 100}
+            allowed = {"Deployment/web-api", "Deployment/web-api-next", f"HTTPRoute/{route}", "Service/checkout"}
+        assert {d.metadata.name for d in apps.list_namespaced_deployment(ns).items} == {*deployments, "checkout"}
+        changed = {c["object"] for c in record["changes"]}
+        assert changed and changed <= allowed, changed
+        bystander = apps.read_namespaced_deployment("checkout", ns)
+        assert bystander.spec.template.spec.containers[0].image == "bystander:1"
+        assert n.RUN_ANNOTATION not in (bystander.metadata.annotations or {})
+    finally:
+        exporter.stop()
+        delete_namespace(admin, ns)

@@ -18,17 +18,25 @@ import numpy as np
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from scipy.special import ndtri
 
 from deploysim import cli
+from deploysim.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, ClusterError
 from deploysim.kube import localcluster
 from deploysim.kube import naming as n
 from deploysim.kube.traffic import (
     BUCKETS,
     CODES,
+    ROUTES,
+    VERSIONS,
+    Exporter,
     Flow,
     Metrics,
     PodView,
+    TickCounts,
+    TrafficError,
     candidate_weight,
     outage_rate,
     plan_flows,
@@ -187,44 +195,103 @@ def test_sample_tick_is_seeded_and_outage_fails_everything() -> None:
 
 # --- exposition -------------------------------------------------------------------------------
 
-LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-
 
 def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
-    out = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = LINE.match(line)
-        assert m, f"not in the exposition format: {line!r}"
-        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        out.append((m.group(1), labels, float(m.group(3))))
-    return out
+    """Every sample of a Prometheus text exposition, as (name, labels, value)."""
+    return [(s.name, s.labels, s.value)
+            for family in text_string_to_metric_families(text) for s in family.samples]
 
 
 def total(samples, name: str, **match: str) -> float:
     return sum(v for s, labels, v in samples if s == name and all(labels.get(k) == x for k, x in match.items()))
 
 
-def test_metrics_text_exposition() -> None:
-    metrics = Metrics("shop", "prod")
-    samples = parse_metrics(metrics.render())
-    # every version x code x route exists at 0 from the start
+def exposition(metrics: Metrics) -> str:
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    return generate_latest(registry).decode()
+
+
+def test_every_series_exists_at_zero_from_the_start() -> None:
+    samples = parse_metrics(exposition(Metrics("shop", "prod")))
     reqs = [(lb["version"], lb["code"], lb["route"]) for s, lb, _ in samples if s == "deploysim_requests_total"]
-    assert len(reqs) == len(set(reqs)) == 2 * len(CODES) * 2
-    assert all(lb["service"] == "shop" and lb["namespace"] == "prod" for _, lb, _ in samples)
-    sc = scenario()
-    metrics.add(sample_tick(np.random.default_rng(1), sc, [Flow("a", "stable", "user", 500.0)], 2.0))
-    samples = parse_metrics(metrics.render())
-    count = total(samples, "deploysim_requests_total", version="stable", route="user")
-    assert count > 800
-    buckets = [(lb["le"], v) for s, lb, v in samples
-               if s == "deploysim_request_duration_seconds_bucket" and lb["version"] == "stable" and lb["route"] == "user"]
-    values = [v for _, v in buckets]
-    assert values == sorted(values) and buckets[-1] == ("+Inf", count)
-    assert total(samples, "deploysim_request_duration_seconds_count", version="stable", route="user") == count
-    assert total(samples, "deploysim_request_duration_seconds_sum", version="stable", route="user") > 0
-    assert total(samples, "deploysim_traffic_seconds_total") == pytest.approx(2.0)
+    assert sorted(reqs) == sorted((v, c, r) for v in VERSIONS for c in CODES for r in ROUTES)
+    assert {(lb["service"], lb["namespace"]) for _, lb, _ in samples} == {("shop", "prod")}
+    assert total(samples, "deploysim_requests_total") == 0
+    # 4 histograms (version x route) of 60 bounds and +Inf, each with a sum and a count
+    assert len([s for s, _, _ in samples if s.startswith("deploysim_request_duration_seconds")]) == 4 * 63
+    assert [(s, lb.get("version"), v) for s, lb, v in samples if s == "deploysim_ready_pods"] == [
+        ("deploysim_ready_pods", "stable", 0.0), ("deploysim_ready_pods", "candidate", 0.0)]
+
+
+def test_a_tick_in_the_exposition() -> None:
+    metrics = Metrics("shop", "prod")
+    buckets = np.zeros(len(BUCKETS) + 1, dtype=np.int64)
+    buckets[0], buckets[10], buckets[60] = 3, 90, 5  # at most 5 ms, 17.4-20 ms, above 17.8 s
+    tick = TickCounts(codes={("stable", "user"): np.array([90, 6, 2])},
+                      buckets={("stable", "user"): buckets},
+                      latency_sum={("stable", "user"): 1.5}, seconds=2.0)
+    metrics.add(tick, ready={"stable": 3, "candidate": 1}, weight=25.0)
+    metrics.add(tick)  # a second tick adds to the counters and leaves the gauges
+    samples = parse_metrics(exposition(metrics))
+    stable = {"version": "stable", "route": "user"}
+    assert [total(samples, "deploysim_requests_total", code=c, **stable) for c in CODES] == [180, 12, 4]
+    assert total(samples, "deploysim_requests_total", version="candidate") == 0
+    le = {lb["le"]: v for s, lb, v in samples
+          if s == "deploysim_request_duration_seconds_bucket" and lb["version"] == "stable" and lb["route"] == "user"}
+    assert list(le) == [f"{b:g}" for b in BUCKETS] + ["+Inf"]
+    assert (BUCKETS[0], BUCKETS[9], BUCKETS[10], BUCKETS[-1]) == (0.005, 0.0174, 0.02, 17.8)
+    assert (le["0.005"], le["0.0174"], le["0.02"], le["17.8"], le["+Inf"]) == (6, 6, 186, 186, 196)
+    assert total(samples, "deploysim_request_duration_seconds_count", **stable) == 196
+    assert total(samples, "deploysim_request_duration_seconds_sum", **stable) == pytest.approx(3.0)
+    assert total(samples, "deploysim_traffic_seconds_total") == pytest.approx(4.0)
+    assert total(samples, "deploysim_ready_pods", version="stable") == 3
+    assert total(samples, "deploysim_ready_pods", version="candidate") == 1
+    assert total(samples, "deploysim_candidate_weight") == 25.0
+    assert metrics.totals() == {"stable": (196, 16), "candidate": (0, 0)}
+
+
+class OffCluster(Exporter):
+    """The exporter over fixed pods and Services: serving and ticking without an API server."""
+
+    def __init__(self, sc: Scenario, port: int = 0) -> None:
+        super().__init__(sc, client.ApiClient(), client.ApiClient(), service="s", port=port, tick=0.05)
+
+    def _list_pods(self) -> str:
+        self._pods = {p.name: p for p in PODS}
+        return "1"
+
+    def _refresh_routing(self, strict: bool = False) -> None:
+        self._services = dict(SVCS)
+
+    def _watch_loop(self) -> None:
+        self._stop.wait()
+
+
+def test_the_exporter_serves_its_registry_and_frees_the_port() -> None:
+    sc = scenario("traffic.rps=600")
+    ex = OffCluster(sc).start()
+    try:
+        assert ex.port != 0 and ex.url == f"http://127.0.0.1:{ex.port}/metrics"
+        wait_for("a few ticks", lambda: ex.totals()["stable"][0] > 100, 10)
+        samples = parse_metrics(httpx.get(ex.url, timeout=5).text)
+        # b1 and b2 ready on stable, g1 on the candidate: a replica-ratio canary at 1/3
+        assert total(samples, "deploysim_ready_pods", version="stable") == 2
+        assert total(samples, "deploysim_ready_pods", version="candidate") == 1
+        assert total(samples, "deploysim_candidate_weight") == pytest.approx(100 / 3)
+        assert total(samples, "deploysim_requests_total") > 100
+        # a second exporter cannot have the same port: one line naming the flag
+        with pytest.raises(TrafficError, match=rf"^--port: cannot listen on 127.0.0.1:{ex.port} "):
+            OffCluster(sc, port=ex.port).start()
+    finally:
+        ex.stop()
+    with socket.socket() as s:
+        # as a server binds (the scrape's connection may linger in TIME_WAIT); raises if
+        # stop() left the port listening
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", ex.port))
+        s.listen()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("deploysim-traffic")]
 
 
 # --- against a real cluster -------------------------------------------------------------------
@@ -443,17 +510,18 @@ def test_cli_serves_then_reports(kube, capsys) -> None:
     assert re.search(r"^port \d+$", out, re.M)
     requests = int(re.search(r"stable: (\d+) requests", out).group(1))
     assert 150 < requests < 450
-    # registering with a cluster that is not up is a user error: one line, exit 2
+    # registering with a cluster that is not up: one line naming it, and a failed command
     code = cli.main(["traffic", "--kubeconfig", str(info.kubeconfig), "--service", "clisvc",
                      "--register", "no-such-cluster", "--duration", "1s"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "no-such-cluster" in err[0]
+    assert code == EXIT_ENVIRONMENT and len(err) == 1 and "no-such-cluster" in err[0]
     # stopped right after it started, and still no thread (or open watch) left behind
     assert not [t.name for t in threading.enumerate() if t.name.startswith("deploysim-traffic")]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
-    assert cli.main(["traffic", "--kubeconfig", str(tmp_path / "missing"), "--duration", "1s"]) == 2
+    # a kubeconfig that is not there is a bad flag
+    assert cli.main(["traffic", "--kubeconfig", str(tmp_path / "missing"), "--duration", "1s"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("deploysim: error: --kubeconfig")
     # an API server that is not there
@@ -464,7 +532,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
         f"clusters: [{{name: x, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
         "users: [{name: x, user: {}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\n")
     t0 = time.monotonic()
-    assert cli.main(["traffic", "--kubeconfig", str(kc), "--duration", "1s"]) == 2
+    with pytest.raises(ClusterError, match=rf"^cannot reach the API server at http://127.0.0.1:{port}: "):
+        start_exporter(kubeconfig=kc)
     assert time.monotonic() - t0 < 15
+    assert cli.main(["traffic", "--kubeconfig", str(kc), "--duration", "1s"]) == EXIT_ENVIRONMENT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"127.0.0.1:{port}" in err[0], err
+    # a ready exporter is never left behind by a failed start
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("deploysim-traffic")]

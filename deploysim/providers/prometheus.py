@@ -1,17 +1,10 @@
-"""Metric providers: where a measurement of the two versions comes from.
+"""Prometheus as a metrics source: PromQL over ``httpx``.
 
-Every provider has one method, ``measure(start, end) -> Measurement``, with ``start`` and
-``end`` in the provider's clock (wall-clock epoch seconds for the real world, simulated
-seconds for the simulator). A provider that cannot answer returns a Measurement with
-``error`` set instead of raising, so the analysis run counts it toward
-``consecutive_error_limit`` the way Argo Rollouts does.
-
-- :class:`SimProvider`: the simulated world measures itself.
-- :class:`PrometheusProvider`: PromQL over ``httpx`` against the counters and histogram the
-  ``deploysim traffic`` exporter serves (``deploysim_requests_total``,
-  ``deploysim_request_duration_seconds``), or any service exposing the same names.
-- :class:`HttpProbeProvider`: GETs against preview or canary endpoints, counting status
-  >= 500 and connection failures as errors.
+The queries read the counters and histogram the ``deploysim traffic`` exporter serves
+(``deploysim_requests_total``, ``deploysim_request_duration_seconds``), or any service
+exposing the same names. Transient failures (no connection, a timeout, HTTP 5xx or 429) are
+asked again with exponential backoff through ``tenacity``; a bad query or a wrong URL is
+answered once, since asking again gives the same answer.
 
 >>> promql_requests("checkout", 60)
 'sum by (version) (increase(deploysim_requests_total{service="checkout"}[60s]))'
@@ -21,36 +14,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import httpx
+import tenacity
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
+from deploysim.errors import PrometheusError
+from deploysim.providers.spec import QUANTILES, VERSIONS, Metric, ProviderConfig, unsupported
 
-VERSIONS = ("stable", "candidate")
 REQUESTS_METRIC = "deploysim_requests_total"
 DURATION_METRIC = "deploysim_request_duration_seconds"
 #: A failed request answered 5xx (500 error, 503 shed or no ready endpoint).
 ERROR_CODES = "5.."
-QUANTILES = (0.50, 0.95, 0.99)
-
-
-class Provider(Protocol):
-    """What every metric provider offers the analysis."""
-
-    def measure(self, start: float, end: float) -> Measurement: ...
-
-
-class SimProvider:
-    """The simulated world as a provider: it accounts its own traffic (see SimWorld.measure)."""
-
-    def __init__(self, world: Any) -> None:
-        self.world = world
-
-    def measure(self, start: float, end: float) -> Measurement:
-        return self.world.measure(start, end)
 
 
 # --- PromQL text ------------------------------------------------------------------------------
@@ -104,11 +81,12 @@ def promql_quantile(service: str, q: float, window: float, namespace: str | None
             f"(rate({DURATION_METRIC}_bucket{sel}{_range(window)})))")
 
 
-# --- Prometheus -------------------------------------------------------------------------------
+# --- the provider -----------------------------------------------------------------------------
 
 
-class PrometheusError(Exception):
-    """Prometheus could not answer a query; the message names the URL and the cause."""
+class _Transient(PrometheusError):
+    """An answer worth asking again for; its text is the cause a person reads (reported as
+    a plain PrometheusError with the URL and the attempts once the retries are spent)."""
 
 
 class PrometheusProvider:
@@ -117,11 +95,15 @@ class PrometheusProvider:
     Window totals are instant queries at ``time=end`` over ``[end - start]``; the per-bin
     series (``series_*``, what comparing judges read) are one range query per metric with
     ``step`` seconds per bin, each bin holding the ``step`` seconds before its timestamp.
+    ``retries`` is how many times a transient failure is asked again, waiting ``backoff``
+    seconds, then twice that, and so on (``sleep`` waits; tests pass their own).
 
     >>> p = PrometheusProvider("http://127.0.0.1:1", "checkout", timeout=0.2, retries=0)
     >>> p.measure(0, 60).error
     'prometheus at http://127.0.0.1:1: connection refused'
     """
+
+    kind = "prometheus"
 
     def __init__(
         self,
@@ -134,6 +116,7 @@ class PrometheusProvider:
         backoff: float = 0.2,
         token: str | None = None,
         client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if step <= 0:
             raise ValueError(f"step: got {step!r}; must be more than 0 seconds")
@@ -146,10 +129,17 @@ class PrometheusProvider:
         self.retries = retries
         self.step = step
         self.backoff = backoff
+        self._sleep = sleep
         # a bearer token goes in a header only, never in a message
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = client or httpx.Client(timeout=timeout)
         self._own_client = client is None
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig, world: Any = None) -> PrometheusProvider:
+        timeout = {} if config.timeout is None else {"timeout": config.timeout}
+        return cls(str(config.url), config.service, namespace=config.namespace, token=config.token,
+                   step=config.step, **timeout)
 
     def close(self) -> None:
         if self._own_client:
@@ -164,33 +154,37 @@ class PrometheusProvider:
     # -- raw API -----------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
-        """``data`` of a Prometheus API answer, with bounded retries on transient failures."""
-        last = "no answer"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                resp = self._client.get(f"{self.url}{path}", params=params, headers=self._headers,
-                                        timeout=self.timeout)
-            except httpx.TimeoutException:
-                last = f"no answer within {self.timeout:g}s"
-                continue
-            except httpx.ConnectError as exc:
-                last = _connect_reason(exc)
-                continue
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            body = _json(resp)
-            if resp.status_code >= 500 or resp.status_code == 429:
-                last = f"HTTP {resp.status_code}{_api_error(body)}"
-                continue
-            if resp.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
-                # a bad query or a wrong URL: asking again gives the same answer
-                raise PrometheusError(f"prometheus at {self.url}: HTTP {resp.status_code}{_api_error(body)}")
-            return body.get("data")
-        tries = f" (after {self.retries + 1} attempts)" if self.retries else ""
-        raise PrometheusError(f"prometheus at {self.url}: {last}{tries}")
+        """``data`` of a Prometheus API answer, asking again on transient failures."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=self.backoff),
+            retry=tenacity.retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._get_once, path, params)
+        except _Transient as exc:
+            tries = f" (after {self.retries + 1} attempts)" if self.retries else ""
+            raise PrometheusError(f"prometheus at {self.url}: {exc}{tries}") from None
+
+    def _get_once(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            resp = self._client.get(f"{self.url}{path}", params=params, headers=self._headers,
+                                    timeout=self.timeout)
+        except httpx.TimeoutException:
+            raise _Transient(f"no answer within {self.timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            raise _Transient(_connect_reason(exc)) from None
+        except httpx.HTTPError as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        body = _json(resp)
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise _Transient(f"HTTP {resp.status_code}{_api_error(body)}")
+        if resp.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
+            # a bad query or a wrong URL: asking again gives the same answer
+            raise PrometheusError(f"prometheus at {self.url}: HTTP {resp.status_code}{_api_error(body)}")
+        return body.get("data")
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query: the ``result`` list (``metric`` labels and ``value``)."""
@@ -209,7 +203,11 @@ class PrometheusProvider:
 
     # -- the measurement ---------------------------------------------------------------------
 
-    def measure(self, start: float, end: float) -> Measurement:
+    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
+        """The standard window over ``[start, end]`` (epoch seconds); a failure is the
+        measurement's ``error``, never an exception."""
+        if metric is not None and metric.query is not None:
+            return unsupported(f"prometheus at {self.url}", metric, start, end)
         try:
             return self._measure(start, end)
         except PrometheusError as exc:
@@ -313,94 +311,3 @@ def _ms(seconds: float | None) -> float:
     if seconds is None or math.isnan(seconds) or math.isinf(seconds):
         return math.nan
     return seconds * 1000.0
-
-
-# --- HTTP probes ------------------------------------------------------------------------------
-
-
-class HttpProbeProvider:
-    """GETs against each version's endpoint (a preview or canary URL) at measure time.
-
-    A probe fails when it answers status >= 500 or cannot connect or times out. Latency
-    percentiles are of every probe answered. The probes are split into ``bins`` equal
-    batches so comparing judges get a per-bin series, as from Prometheus.
-    """
-
-    def __init__(
-        self,
-        urls_by_version: dict[str, str],
-        probes_per_measure: int = 20,
-        timeout: float = 2.0,
-        concurrency: int = 4,
-        bins: int = 5,
-        client: httpx.Client | None = None,
-    ) -> None:
-        if probes_per_measure < 1:
-            raise ValueError(f"probes_per_measure: got {probes_per_measure!r}; must be at least 1")
-        unknown = sorted(set(urls_by_version) - set(VERSIONS))
-        if unknown:
-            raise ValueError(f"urls_by_version: got {unknown}; versions are {list(VERSIONS)}")
-        self.urls = dict(urls_by_version)
-        self.probes = probes_per_measure
-        self.timeout = timeout
-        self.concurrency = max(1, concurrency)
-        self.bins = max(1, min(bins, probes_per_measure))
-        self._client = client or httpx.Client(timeout=timeout)
-        self._own_client = client is None
-
-    def close(self) -> None:
-        if self._own_client:
-            self._client.close()
-
-    def __enter__(self) -> HttpProbeProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def probe(self, url: str) -> tuple[bool, float]:
-        """One GET: (failed, seconds taken; NaN when nothing answered)."""
-        t0 = time.perf_counter()
-        try:
-            resp = self._client.get(url, timeout=self.timeout)
-        except httpx.HTTPError:
-            return True, math.nan
-        return resp.status_code >= 500, time.perf_counter() - t0
-
-    def measure(self, start: float, end: float) -> Measurement:
-        versions = {}
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for version, url in self.urls.items():
-                results = list(pool.map(self.probe, [url] * self.probes))
-                versions[version] = _probe_window(results, self.bins, end - start)
-        return Measurement(start, end, versions)
-
-
-def _probe_window(results: Sequence[tuple[bool, float]], bins: int, seconds: float) -> VersionWindow:
-    lat_ms = [s * 1000.0 for _, s in results if not math.isnan(s)]
-    pct = _percentiles(lat_ms, QUANTILES)
-    size = len(results) / bins
-    batches = [results[round(i * size): round((i + 1) * size)] for i in range(bins)]
-    return VersionWindow(
-        requests=len(results),
-        errors=sum(1 for failed, _ in results if failed),
-        latency_p50=pct[0],
-        latency_p95=pct[1],
-        latency_p99=pct[2],
-        seconds=max(seconds, 0.0),
-        series_requests=tuple(len(b) for b in batches),
-        series_errors=tuple(sum(1 for f, _ in b if f) for b in batches),
-        series_latency_p99=tuple(
-            _percentiles([s * 1000.0 for _, s in b if not math.isnan(s)], (0.99,))[0] for b in batches
-        ),
-    )
-
-
-def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
-    """Nearest-rank percentiles (the k-th smallest, k = ceil(q n)); NaN for no values."""
-    if not values:
-        return [math.nan] * len(qs)
-    ordered = sorted(values)
-    n = len(ordered)
-    return [ordered[max(1, math.ceil(q * n)) - 1] for q in qs]
-

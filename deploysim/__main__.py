@@ -1,0 +1,7 @@
+"""``python -m deploysim``: the same as the ``deploysim`` command."""
+
+import sys
+
+from deploysim.cli import main
+
+sys.exit(main())

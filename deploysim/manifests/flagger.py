@@ -1,0 +1,235 @@
+"""Flagger: a ``Canary`` (``flagger.app/v1beta1``), its ``MetricTemplate`` objects and its
+target ``Deployment``, as a plan.
+
+The reader takes what Flagger's ``analysis`` says (interval, threshold, weights or
+iterations, metrics, webhooks) and hands it to :func:`deploysim.strategies.flagger.flagger_plan`,
+which holds Flagger's weight progression and ticks. Built-in metrics
+(``request-success-rate``, ``request-duration``) and MetricTemplate queries are judged by what
+they measure (:mod:`deploysim.manifests.queries`); webhooks that wait for a person become
+manual gates, the others are named as not simulated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploysim.manifests.deployment import deployment_settings
+from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
+from deploysim.manifests.queries import (
+    Measures,
+    bounds_to_check,
+    classify_query,
+    read_bounds_as_percent,
+)
+from deploysim.plan import Check, Plan
+from deploysim.rules.deployment import (
+    DEFAULT_MAX_SURGE,
+    DEFAULT_MAX_UNAVAILABLE,
+    DEFAULT_MIN_READY_SECONDS,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    deadline_outlasts_min_ready,
+)
+from deploysim.strategies.flagger import flagger_plan, flagger_weights
+
+# Flagger's defaults and floor (``Canary.GetAnalysisInterval``: 60s when unset, never below 10s)
+DEFAULT_INTERVAL = 60.0
+MIN_INTERVAL = 10.0
+DEFAULT_ITERATIONS_KUBERNETES = 10
+GATE_HOOKS = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
+HOOK_TYPES = ("pre-rollout", "rollout", "confirm-rollout", "confirm-traffic-increase", "confirm-promotion",
+              "post-rollout", "rollback", "event")
+
+BUILTIN_METRICS = {
+    # name: (what it measures, scale to the simulated unit, default bound side)
+    "request-success-rate": (Measures("success_rate", 0.01), "min"),
+    "request-duration": (Measures("latency_p99", 1.0), "max"),
+}
+
+
+def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
+    """A Flagger Canary (``flagger.app/v1beta1``), its MetricTemplates and target Deployment."""
+    doc = r.doc
+    spec = r.mapping(doc.data.get("spec"), "spec")
+    r.unused(spec, "spec", ("targetRef", "analysis", "canaryAnalysis", "progressDeadlineSeconds", "skipAnalysis",
+                            "provider", "autoscalerRef", "suspend"),
+             quiet=("service", "ingressRef", "routeRef", "upstreamRef", "metricsServer", "revertOnDeletion"))
+    target = r.mapping(spec.get("targetRef"), "spec.targetRef")
+    target_name = r.name(target, "name", "spec.targetRef", "a Canary targets a Deployment by name")
+    target_kind = r.string(target, "kind", "spec.targetRef", "Deployment")
+    if target_kind != "Deployment":
+        r.warn("spec.targetRef.kind", f"a {target_kind} target is rehearsed as a Deployment")
+    if spec.get("autoscalerRef") is not None:
+        r.warn("spec.autoscalerRef", "autoscaling is not simulated; replicas stay fixed")
+    if spec.get("suspend"):
+        r.warn("spec.suspend", "a suspended Canary does not run; the rehearsal runs it anyway")
+    deadline = float(r.integer(spec, "progressDeadlineSeconds", "spec", int(DEFAULT_PROGRESS_DEADLINE_SECONDS), lo=1)
+                     or DEFAULT_PROGRESS_DEADLINE_SECONDS)
+    provider = r.string(spec, "provider", "spec", "") or ""
+    kubernetes = provider == "kubernetes"
+
+    replicas = None
+    target_doc = catalog.deployments.get(target_name)
+    settings: dict[str, Any] = {"min_ready_seconds": DEFAULT_MIN_READY_SECONDS, "max_surge": DEFAULT_MAX_SURGE,
+                                "max_unavailable": DEFAULT_MAX_UNAVAILABLE}
+    if target_doc is not None:
+        d = deployment_settings(Reader(target_doc, r.warnings))
+        replicas = d["replicas"]
+        settings = {k: d[k] for k in ("min_ready_seconds", "max_surge", "max_unavailable")}
+        if not deadline_outlasts_min_ready(deadline, settings["min_ready_seconds"]):
+            r.fail("spec.progressDeadlineSeconds", f"got {deadline:g}; must be greater than the Deployment's "
+                   f"minReadySeconds ({settings['min_ready_seconds']:g})")
+    else:
+        r.warn("spec.targetRef", f"Deployment {target_name!r} is not among the manifests; "
+               "the scenario's replicas stand in for it")
+
+    key = "analysis" if spec.get("analysis") is not None else "canaryAnalysis"
+    path = f"spec.{key}"
+    analysis = r.mapping(spec.get(key), path)
+    skip = r.boolean(spec, "skipAnalysis", "spec", False) or spec.get(key) is None
+    if key == "canaryAnalysis" and spec.get(key) is not None:
+        r.warn(path, "deprecated name; Flagger reads it as spec.analysis")
+    r.unused(analysis, path, ("interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
+                              "iterations", "metrics", "webhooks", "match", "mirror"),
+             quiet=("alerts",))
+    interval = DEFAULT_INTERVAL
+    if analysis.get("interval") is not None:
+        interval = r.duration(analysis["interval"], f"{path}.interval", numbers=False)
+        if interval < MIN_INTERVAL:
+            r.warn(f"{path}.interval", f"{interval:g}s is below Flagger's minimum; it runs every 10s")
+            interval = MIN_INTERVAL
+    threshold = r.integer(analysis, "threshold", path, 1, lo=0) or 1
+    max_w = r.weight(analysis, "maxWeight", path)
+    step_w = r.weight(analysis, "stepWeight", path)
+    promo = r.weight(analysis, "stepWeightPromotion", path)
+    iterations = r.integer(analysis, "iterations", path, 0, lo=0) or 0
+    step_ws: list[int] = []
+    for i, w in enumerate(r.items(analysis.get("stepWeights"), f"{path}.stepWeights")):
+        if isinstance(w, bool) or not isinstance(w, int) or not 0 < w <= 100:
+            r.fail(f"{path}.stepWeights[{i}]", f"got {w!r}; a weight is a whole number from 1 to 100")
+        if step_ws and w <= step_ws[-1]:
+            r.fail(f"{path}.stepWeights[{i}]", f"got {w}; stepWeights must grow ({step_ws[-1]} before it)")
+        step_ws.append(w)
+    if analysis.get("mirror"):
+        r.warn(f"{path}.mirror", "traffic mirroring is not simulated")
+    if analysis.get("match") is not None:
+        r.warn(f"{path}.match", "A/B testing by request match is rehearsed as blue/green iterations; "
+               "the share of users matched is not simulated")
+        kubernetes = True
+    if kubernetes and iterations == 0 and not skip:
+        r.warn(path, "the kubernetes provider cannot shift traffic; Flagger runs 10 blue/green iterations")
+        iterations = DEFAULT_ITERATIONS_KUBERNETES
+    weights: list[int] = []
+    if iterations == 0 and not skip:
+        if step_w == 0 and not step_ws:
+            r.fail(path, "needs stepWeight, stepWeights or iterations; otherwise the canary weight never grows")
+        weights = flagger_weights(max_w, step_w, step_ws)
+    checks, notes = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval)
+    gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks")
+
+    def build(n: int, judge: str) -> Plan:
+        return flagger_plan(
+            n, interval=interval, threshold=threshold, weights=weights, iterations=iterations,
+            step_weight_promotion=promo, checks=checks, not_simulated=notes, kubernetes=kubernetes,
+            gates=gates, name=doc.name or "canary", judge=judge, progress_deadline_seconds=deadline,
+            skip_analysis=skip, **settings,
+        )
+
+    kind = "rolling" if skip else ("blue-green" if iterations else "canary")
+    strategy: dict[str, Any] = {"kind": kind, "progress_deadline_seconds": deadline,
+                                "min_ready_seconds": settings["min_ready_seconds"]}
+    if kind == "canary":
+        strategy["traffic_router"] = True
+    if kind == "rolling":
+        strategy.update(max_surge=settings["max_surge"], max_unavailable=settings["max_unavailable"],
+                        background_analysis=False)
+    if kind == "blue-green":
+        strategy.update(scale_down_delay_seconds=interval, auto_promotion_seconds=0.0)
+    return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings)
+
+
+def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float) -> tuple[list[Check], list[str]]:
+    checks: list[Check] = []
+    notes: list[str] = []
+    for i, item in enumerate(r.items(value, path)):
+        mpath = f"{path}[{i}]"
+        m = r.mapping(item, mpath)
+        name = r.name(m, "name", mpath, "every metric needs a name")
+        r.unused(m, mpath, ("name", "interval", "thresholdRange", "threshold", "templateRef", "query"),
+                 quiet=("templateVariables",))
+        if m.get("interval") is not None:
+            window = r.duration(m["interval"], f"{mpath}.interval", numbers=False)
+            if window > interval:
+                r.warn(f"{mpath}.interval", f"the query looks back {window:g}s; the rehearsal judges "
+                       f"the last analysis interval ({interval:g}s)")
+        rng = r.mapping(m.get("thresholdRange"), f"{mpath}.thresholdRange")
+        r.unused(rng, f"{mpath}.thresholdRange", ("min", "max"))
+        lo = _number(r, rng, "min", f"{mpath}.thresholdRange")
+        hi = _number(r, rng, "max", f"{mpath}.thresholdRange")
+        legacy = _number(r, m, "threshold", mpath)
+        measures: Measures | None
+        why = ""
+        if name in BUILTIN_METRICS and m.get("templateRef") is None and not m.get("query"):
+            measures, side = BUILTIN_METRICS[name]
+            if lo is None and hi is None and legacy is not None:
+                lo, hi = (legacy, None) if side == "min" else (None, legacy)
+        else:
+            text = ""
+            if m.get("templateRef") is not None:
+                ref = r.mapping(m["templateRef"], f"{mpath}.templateRef")
+                tname = r.string(ref, "name", f"{mpath}.templateRef") or ""
+                tdoc = catalog.template(r, "MetricTemplate", tname, f"{mpath}.templateRef.name")
+                tr = Reader(tdoc, r.warnings)
+                tspec = tr.mapping(tdoc.data.get("spec"), "spec")
+                prov = tr.mapping(tspec.get("provider"), "spec.provider")
+                ptype = tr.string(prov, "type", "spec.provider", "prometheus")
+                text = tr.string(tspec, "query", "spec", "") or ""
+                if ptype != "prometheus":
+                    why = f"the {ptype} provider is not simulated"
+            else:
+                text = r.string(m, "query", mpath, "") or ""
+                if not text:
+                    r.fail(mpath, f"metric {name!r} is not a built-in (request-success-rate, request-duration) "
+                           "and has no templateRef or query")
+            if lo is None and hi is None and legacy is not None:
+                hi = legacy  # the deprecated threshold is a maximum for custom queries
+            measures = None if why else classify_query(text)
+            if measures is None and not why:
+                why = "its query measures nothing the simulator models (error rate, latency, request rate)"
+            if measures is not None:
+                measures = read_bounds_as_percent(measures, lo, hi)
+        if measures is not None and lo is None and hi is None:
+            why = "no thresholdRange: every check passes"
+        if why or measures is None:
+            notes.append(f"metric {name}: {why}")
+            r.warn(mpath, f"metric {name!r} is not simulated: {why}")
+            continue
+        if measures.note:
+            r.warn(mpath, f"metric {name!r}: {measures.note}")
+        checks.append(bounds_to_check(measures, lo, hi))
+    return checks, notes
+
+
+def _number(r: Reader, m: dict[str, Any], key: str, path: str) -> float | None:
+    if m.get(key) is None:
+        return None
+    value = m[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        r.fail(f"{path}.{key}", f"got {value!r}; expected a number")
+    return float(value)
+
+
+def _webhooks(r: Reader, value: Any, path: str) -> list[str]:
+    gates: list[str] = []
+    for i, item in enumerate(r.items(value, path)):
+        hpath = f"{path}[{i}]"
+        hook = r.mapping(item, hpath)
+        kind = r.string(hook, "type", hpath, "rollout")
+        name = r.string(hook, "name", hpath, "")
+        if kind not in HOOK_TYPES:
+            r.fail(f"{hpath}.type", f"unknown webhook type {kind!r}; allowed: {', '.join(HOOK_TYPES)}")
+        if kind in GATE_HOOKS:
+            gates.append(kind)  # a gate waits for a person: the scenario's approve decides
+        else:
+            r.warn(hpath, f"webhook {name!r} ({kind}) is not simulated; the scenario's traffic stands in for "
+                   "load tests" if kind == "rollout" else f"webhook {name!r} ({kind}) is not simulated")
+    return gates

@@ -1,0 +1,147 @@
+"""The run's status on the cluster: the ConfigMap, a person's marks on it, and the Lease."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from kubefake import FakeCluster
+from kubernetes import client
+
+from deploysim.controller import PAUSED, PROGRESSING
+from deploysim.driver import Requests
+from deploysim.errors import ClusterError
+from deploysim.kube import naming as n
+from deploysim.kube.store import LEASE_SECONDS, ClusterStore
+
+NS = "shop"
+NAME = "deploysim-checkout"
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    return FakeCluster().install(monkeypatch)
+
+
+def store(run_id: str = "run-b", saved: dict | None = None) -> ClusterStore:
+    return ClusterStore(client.ApiClient(), NS, "checkout", run_id, "canary", saved=saved)
+
+
+def _writes(cluster: FakeCluster) -> list[tuple[str, str, str]]:
+    return [c for c in cluster.calls if c[1] == "ConfigMap" and c[0] in ("create", "replace")]
+
+
+def test_save_writes_the_status_configmap_and_load_reads_it_back(cluster: FakeCluster) -> None:
+    status = {"phase": PROGRESSING, "step": 2, "weight": 25, "steps": [{"index": 0, "end": 12.5}]}
+    s = store(saved={"stable_slot": "blue"})
+    s.save(status)
+    raw = cluster.raw("ConfigMap", NAME)
+    assert raw["metadata"]["annotations"] == {n.RUN_ANNOTATION: "run-b"}
+    assert (raw["data"]["run"], raw["data"]["strategy"]) == ("run-b", "canary")
+    assert json.loads(raw["data"]["status"]) == status
+    assert json.loads(raw["data"]["saved"]) == {"stable_slot": "blue", "elapsed": 0.0}
+    loaded = store().load()
+    assert json.loads(loaded["data"]["status"]) == status
+
+
+def test_save_writes_only_when_the_status_or_the_clock_moved(cluster: FakeCluster) -> None:
+    clock = {"t": 0.0}
+    s = store()
+    s.elapsed = lambda: clock["t"]
+    status = {"phase": PROGRESSING, "step": 0}
+    s.save(status)
+    s.save(status)  # nothing new: no write
+    clock["t"] = 2.0
+    s.save(status)  # the same 5 s bucket of the clock: no write
+    clock["t"] = 6.0
+    s.save(status)  # a resume needs the newer elapsed time
+    s.save({**status, "step": 1})
+    # the first write finds no ConfigMap to replace and creates it; then two replaces
+    assert [c[0] for c in _writes(cluster)] == ["replace", "create", "replace", "replace"]
+    assert json.loads(cluster.raw("ConfigMap", NAME)["data"]["saved"])["elapsed"] == 6.0
+
+
+def test_load_without_a_configmap_is_none(cluster: FakeCluster) -> None:
+    assert store().load() is None
+    assert store().requests(PAUSED) == Requests()
+
+
+def _mark(cluster: FakeCluster, **marks: str) -> None:
+    cluster.raw("ConfigMap", NAME)["metadata"].setdefault("annotations", {}).update(marks)
+
+
+def test_a_promote_mark_is_taken_once_and_only_while_paused(cluster: FakeCluster) -> None:
+    s = store()
+    s.save({"phase": PROGRESSING})
+    _mark(cluster, **{n.PROMOTE_ANNOTATION: "true"})
+    assert [s.requests(phase) for phase in (PROGRESSING, PROGRESSING, PAUSED, PAUSED)] == [
+        Requests(), Requests(), Requests(promote=True), Requests()]
+    assert n.PROMOTE_ANNOTATION not in cluster.raw("ConfigMap", NAME)["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("phase", [PROGRESSING, PAUSED])
+def test_an_abort_mark_is_taken_in_any_phase_once(cluster: FakeCluster, phase: str) -> None:
+    s = store()
+    s.save({"phase": phase})
+    _mark(cluster, **{n.ABORT_ANNOTATION: "true"})
+    assert [s.requests(phase), s.requests(phase)] == [Requests(abort=True), Requests()]
+    assert cluster.raw("ConfigMap", NAME)["metadata"]["annotations"] == {n.RUN_ANNOTATION: "run-b"}
+
+
+@pytest.mark.parametrize("value", ["false", "yes", ""])
+def test_only_true_is_a_mark(cluster: FakeCluster, value: str) -> None:
+    s = store()
+    s.save({"phase": PAUSED})
+    _mark(cluster, **{n.PROMOTE_ANNOTATION: value, n.ABORT_ANNOTATION: value})
+    assert s.requests(PAUSED) == Requests()
+
+
+def _lease(cluster: FakeCluster, holder: str, renewed_ago: float) -> None:
+    renewed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=renewed_ago)
+    cluster.add(client.V1Lease(metadata=client.V1ObjectMeta(name=NAME), spec=client.V1LeaseSpec(
+        holder_identity=holder, lease_duration_seconds=LEASE_SECONDS, renew_time=renewed, acquire_time=renewed)))
+
+
+def _holder(cluster: FakeCluster) -> str | None:
+    return cluster.raw("Lease", NAME)["spec"].get("holderIdentity")
+
+
+def test_a_lock_is_refused_while_another_run_holds_a_fresh_lease(cluster: FakeCluster) -> None:
+    _lease(cluster, "run-a", renewed_ago=LEASE_SECONDS - 10)
+    with pytest.raises(ClusterError, match=r"run run-a is driving this service \(Lease shop/deploysim-checkout\)"):
+        store("run-b").lock()
+    assert _holder(cluster) == "run-a"
+
+
+@pytest.mark.parametrize(("holder", "renewed_ago"), [
+    ("run-a", LEASE_SECONDS + 10),  # expired: taken over
+    ("run-b", 1.0),  # this run's own lease (a resume)
+    ("", 1.0),  # released by unlock
+])
+def test_a_lock_takes_an_expired_own_or_free_lease(cluster: FakeCluster, holder: str, renewed_ago: float) -> None:
+    _lease(cluster, holder, renewed_ago)
+    store("run-b").lock()
+    assert _holder(cluster) == "run-b"
+    renewed = dt.datetime.fromisoformat(cluster.raw("Lease", NAME)["spec"]["renewTime"])
+    assert (dt.datetime.now(dt.UTC) - renewed).total_seconds() < 5
+
+
+def test_a_first_lock_creates_the_lease_and_unlock_frees_it(cluster: FakeCluster) -> None:
+    s = store("run-b")
+    s.lock()
+    assert _holder(cluster) == "run-b"
+    with pytest.raises(ClusterError, match="run run-b is driving"):
+        store("run-c").lock()
+    s.unlock()
+    assert _holder(cluster) is None
+    store("run-c").lock()
+    assert _holder(cluster) == "run-c"
+
+
+def test_save_renews_the_lease(cluster: FakeCluster) -> None:
+    _lease(cluster, "run-b", renewed_ago=LEASE_SECONDS - 1)
+    store("run-b").save({"phase": PROGRESSING})
+    renewed = cluster.raw("Lease", NAME)["spec"]["renewTime"]
+    age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+    assert age.total_seconds() < 5
