@@ -24,8 +24,9 @@ cluster-deps:
 test: $(STAMP) cluster-deps
 	$(BIN)/python -m pytest
 
+# every test that needs no cluster (and no Go build): the unit tests of tests/kube too
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not cluster" --ignore=tests/kube --ignore=tests/cluster
+	$(BIN)/python -m pytest -m "not cluster"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py

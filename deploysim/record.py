@@ -398,16 +398,11 @@ def build_record(
     scenario: Scenario,
     status: dict[str, Any],
     decisions: list[Decision],
-    *,
-    world: str,
-    wall_seconds: float,
-    simulated_seconds: float | None = None,
-    unknown: dict[str, str] | None = None,
+    **how: Any,
 ) -> Record:
-    """The record of a run in any world: :func:`summarize` over its samples."""
-    summary, table = summarize(samples, plan, scenario, status, decisions, world=world,
-                               wall_seconds=wall_seconds, simulated_seconds=simulated_seconds,
-                               unknown=unknown)
+    """The record of a run in any world: :func:`summarize` over its samples (``how``: the
+    world's name, wall and simulated seconds, reasons for what it cannot know)."""
+    summary, table = summarize(samples, plan, scenario, status, decisions, **how)
     return Record(
         summary=summary,
         timeline=table,

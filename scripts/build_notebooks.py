@@ -210,6 +210,10 @@ POST_INCIDENT = [
                       "`record_*` columns are what the record's summary says, for a cross-check."),
     new_code_cell("incident.times_frame(loaded)"),
     new_code_cell("print(incident.what_happened(loaded))"),
+    new_markdown_cell("## The summary, whatever world ran it\n\nThe same fields for a rehearsal and for a run on "
+                      "a cluster, computed by one `summarize`; a field a world cannot know is blank and "
+                      "`unknown` says why."),
+    new_code_cell("incident.summary_frame(loaded)"),
     new_markdown_cell("## Replay under the other strategies\n\nThe same scenario and seed, rolled out by each "
                       "strategy in the simulator. `same_as_record` says whether the replay of the strategy "
                       "that ran reproduces the record (it does while the simulator's version is the one that "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +14,13 @@ from deploysim.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
     from deploysim.kube.localcluster import ClusterInfo
+
+#: Local clusters are named per checkout and per xdist worker, so two checkouts' suites on
+#: one machine never bring each other's control plane down (a killed run's leftovers are
+#: still found and cleaned by the next run of the same checkout).
+CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:6]
+WORKER = f"{CHECKOUT}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+os.environ["DEPLOYSIM_TEST_CLUSTERS"] = WORKER  # for tests/cluster/conftest.py's own clusters
 
 
 @pytest.fixture
@@ -39,7 +48,7 @@ def local_cluster() -> Iterator[ClusterInfo]:
     from deploysim.kube import localcluster
 
     localcluster.ensure_built()
-    name = f"dsk-shared-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    name = f"dsk-shared-{WORKER}"
     localcluster.down(name)  # whatever a killed earlier run left behind
     info = localcluster.up(nodes=3, prometheus=True, name=name, scrape_interval="1s", timeout=180)
     try:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
-from deploysim.controller import VERIFY_RETRY_SECONDS, Observation, VersionState, initial_status, reconcile
+from deploysim.controller import (
+    VERIFY_RETRY_SECONDS,
+    Observation,
+    VersionState,
+    initial_status,
+    reconcile,
+)
 from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, SetWeight
 
 FULL = VersionState(desired=4, current=4, ready=4, available=4)

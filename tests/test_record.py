@@ -8,7 +8,14 @@ import pytest
 
 from deploysim.controller import Decision
 from deploysim.plan import Plan, RollingUpdate
-from deploysim.record import SUMMARY_KEYS, TIMELINE_COLUMNS, Samples, StateSample, TrafficBin, summarize
+from deploysim.record import (
+    SUMMARY_KEYS,
+    TIMELINE_COLUMNS,
+    Samples,
+    StateSample,
+    TrafficBin,
+    summarize,
+)
 
 
 def state(t, pods, ready, weight, terminating=0, available=None):  # noqa: ANN001, ANN201

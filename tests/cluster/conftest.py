@@ -9,8 +9,8 @@ import pytest
 
 from deploysim.kube import localcluster
 
-# pytest-xdist workers each get their own clusters.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# per checkout and per xdist worker, as tests/conftest.py names them
+WORKER = os.environ["DEPLOYSIM_TEST_CLUSTERS"]
 
 
 def cluster_name(purpose: str) -> str:

@@ -106,14 +106,15 @@ def test_every_component_listens_on_loopback_only(cluster):
         assert {a.ip for a in listening} == {localcluster.HOST}, (component, listening)
 
 
-def test_kubeconfig_works_for_kubectl(cluster):
+def test_kubeconfig_works_for_kubectl(cluster, api, tmp_path):
     out = subprocess.run(
         [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}",
-         "get", "nodes", "-o", "name"],
+         f"--cache-dir={tmp_path}", "get", "nodes", "-o", "name"],
         capture_output=True, text=True, timeout=30, check=True,
     )
-    assert len(out.stdout.split()) == 3
-    assert all(line.startswith("node/") for line in out.stdout.split())
+    core, _ = api
+    names = sorted(f"node/{n.metadata.name}" for n in core.list_node().items)
+    assert sorted(out.stdout.split()) == names and len(names) == 3
 
 
 def test_cli_env_and_status(cluster, capsys):

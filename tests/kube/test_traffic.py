@@ -6,7 +6,6 @@ The cluster tests bring up their own local control plane (no Prometheus) for thi
 from __future__ import annotations
 
 import math
-import os
 import re
 import socket
 import threading
@@ -298,16 +297,14 @@ def test_the_exporter_serves_its_registry_and_frees_the_port() -> None:
 
 
 @pytest.fixture(scope="module")
-def kube() -> Iterator[tuple[localcluster.ClusterInfo, client.ApiClient]]:
-    name = f"traffic-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    localcluster.down(name)  # whatever a killed earlier run left behind
-    info = localcluster.up(nodes=2, name=name, timeout=120)
-    api = config.new_client_from_config(config_file=str(info.kubeconfig))
+def kube(local_cluster) -> Iterator[tuple[localcluster.ClusterInfo, client.ApiClient]]:
+    """The session's control plane; these tests are the only ones using its ``default``
+    namespace."""
+    api = config.new_client_from_config(config_file=str(local_cluster.kubeconfig))
     try:
-        yield info, api
+        yield local_cluster, api
     finally:
         api.close()
-        localcluster.down(name)
 
 
 def deployment(api: client.ApiClient, name: str, service: str, image: str, replicas: int,
