@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deploysim.errors import ScenarioError
 from deploysim.record import Record
 from deploysim.scenario import STRATEGY_KINDS, Scenario, format_duration
 
@@ -41,7 +42,7 @@ def compare_strategies(scenario: Scenario, strategies: Sequence[str] = STRATEGY_
 
     unknown = [k for k in strategies if k not in STRATEGY_KINDS]
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; allowed: {', '.join(STRATEGY_KINDS)}")
+        raise ScenarioError("strategy.kind", unknown[0], f"one of {', '.join(STRATEGY_KINDS)}")
     return [rehearse(scenario.with_strategy(kind)) for kind in strategies]
 
 

@@ -335,16 +335,21 @@ def summarize(
     detect, recover = detect_and_recover(
         status, _first_candidate_request(arr, plan, scenario), _recovered(arr, abort_at))
 
-    total_requests = int(sum(b.requests[0] + b.requests[1] for b in samples.bins))
-    failed = int(sum(b.failed[0] + b.failed[1] for b in samples.bins))
+    # no traffic samples at all (a metrics source that never answered) is unknown, not zero
+    counted = bool(samples.bins)
+    total_requests = int(sum(b.requests[0] + b.requests[1] for b in samples.bins)) if counted else None
+    failed = int(sum(b.failed[0] + b.failed[1] for b in samples.bins)) if counted else None
+    if not counted:
+        for key in ("requests", "failed_requests", "rollout_attributable_failures", "error_budget_consumed"):
+            reasons.setdefault(key, "no traffic was counted for the run")
     attributable: float | None = None
-    if started is not None:
+    if started is not None and counted:
         # from the rollout's start to the end of the run: a bad release that was promoted
         # goes on failing requests after its rollout ended
         attributable = sum(b.failed[0] + b.failed[1] - b.expected_stable_only_failed
                            for b in samples.bins if b.start >= started - 1e-9)
     span = (samples.bins[-1].end - samples.bins[0].start) if samples.bins else 0.0
-    mean_rps = total_requests / span if span > 0 else 0.0
+    mean_rps = (total_requests or 0) / span if span > 0 else 0.0
     budget = (1 - scenario.slo.target) * mean_rps * scenario.slo.window
     budget_used = None
     if attributable is not None and budget > 0:

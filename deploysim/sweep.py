@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from deploysim.analysis.judges import get_judge
 from deploysim.scenario import Scenario
 from deploysim.sim import rehearse
 
@@ -58,6 +59,8 @@ def run_sweep(
 ) -> pd.DataFrame:
     """One row per run: seeds ``scenario.seed .. scenario.seed + runs - 1`` per variant and judge."""
     judges = list(judges or [scenario.analysis.judge])
+    for judge in judges:
+        get_judge(judge)  # an unknown name is a ScenarioError here, before any run starts
     data = scenario.to_data()
     jobs = [(data, scenario.seed + i, v, j) for j in judges for v in variants for i in range(runs)]
     workers = workers or min(os.cpu_count() or 1, len(jobs))

@@ -166,3 +166,22 @@ def test_python_dash_m_deploysim_is_the_command() -> None:
         proc = subprocess.run([sys.executable, "-m", module, "plan", "--set", "replicas=0"],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == EXIT_BAD_INPUT and "replicas: got 0" in proc.stderr, module
+
+
+def test_an_unknown_judge_is_bad_input_before_any_run(capsys) -> None:  # noqa: ANN001
+    from deploysim.cli import main
+
+    assert main(["sweep", "--runs", "1", "--judges", "threshold,thresold"]) == 2
+    out = capsys.readouterr()
+    assert "analysis.judge: got 'thresold'; one of mann_whitney, sequential, threshold" in out.out + out.err
+    assert "Traceback" not in out.out + out.err
+
+
+def test_an_unknown_strategy_to_compare_is_a_scenario_error(scenario_of) -> None:  # noqa: ANN001
+    from deploysim.compare import compare_strategies
+    from deploysim.errors import ScenarioError, exit_code
+
+    with pytest.raises(ScenarioError) as raised:
+        compare_strategies(scenario_of(), ["rolling", "bluegreen"])
+    assert str(raised.value).startswith("strategy.kind: got 'bluegreen'; one of rolling")
+    assert exit_code(raised.value) == 2

@@ -32,7 +32,10 @@ def test_status_is_plain_json_and_a_pause_asks_to_be_woken():
     assert json.loads(json.dumps(r.status)) == r.status
     assert r.requeue_at == 40.0 and r.status["phase"] == "Progressing"
     r2 = reconcile(_plan(Pause(30.0)), r.status, Observation(now=40.0, stable=FULL, candidate=FULL))
-    assert r2.status["phase"] == "Promoted" or r2.actions  # finished the steps, promoting
+    # the steps are done: send the candidate everything and scale the stable version down
+    assert r2.status["phase"] == "Progressing" and r2.status["step"] == 1
+    assert [(a.kind, a.args) for a in r2.actions] == [
+        ("route", {"weight": 100}), ("scale", {"version": "stable", "replicas": 0})]
 
 
 def test_reconcile_does_not_mutate_its_input():

@@ -160,7 +160,7 @@ def test_measurements_are_taken_through_the_provider_and_handed_back() -> None:
     assert [round(b - a) for a, b in provider.calls] == [30, 30, 30]
     assert kinds(run).count("measure") == 3
     assert run.status["outcome"] == "promoted"
-    assert run.seconds_measuring >= 0.0 and run.passes > 3
+    assert run.passes > 3
 
 
 def test_a_failing_measurement_aborts_at_the_measurement() -> None:

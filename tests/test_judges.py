@@ -220,6 +220,9 @@ def test_sweep_reports_each_judge() -> None:
     assert list(summary) == ["threshold", "mann_whitney", "sequential"]
     for entry in summary.values():
         assert entry["detection_rate"] == 1.0 and entry["runs"] == 2
-        assert 0.0 <= entry["false_rollback_rate"] <= 1.0
+    for judge, entry in summary.items():
+        healthy = df[(df["judge"] == judge) & (df["candidate"] == "healthy")]
+        assert len(healthy) == 2
+        assert entry["false_rollback_rate"] == round(float(healthy["rolled_back"].mean()), 4)
         assert entry["time_to_detect_seconds"]["p50"] <= 300.0  # within the first two analyses
     assert summary["threshold"]["time_to_detect_seconds"]["p50"] == 180.0

@@ -193,3 +193,29 @@ def test_no_traffic_bins_when_the_metrics_source_fails() -> None:
             return Measurement(start, end, error="connection refused")
 
     assert traffic_bins(Broken(), 0.0, 30.0, load_scenario()) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_refusing_a_change_mid_run_is_a_cluster_error(
+        cluster: FakeCluster, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 403 on the first patch (RBAC taken away half-way): exit code 3's error, naming the
+    step and the answer, not a traceback read as "not promoted"."""
+    from kubernetes.client.rest import ApiException
+
+    from deploysim.errors import ClusterError, exit_code
+
+    world = _colours(cluster, clock)
+    attempts = []
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args[:1])
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(world.apps, "patch_namespaced_deployment", forbidden)
+    with pytest.raises(ClusterError) as raised:
+        execute(world, Healthy(), timeout=900)
+    assert "step 1" in str(raised.value) and "HTTP 403 Forbidden" in str(raised.value)
+    assert exit_code(raised.value) == 3
+    assert len(attempts) == 1  # it stopped at the refusal instead of trying on
+    lease = cluster.raw("Lease", n.status_configmap("checkout"))
+    assert lease["spec"].get("holderIdentity") is None  # the lock was given back

@@ -141,6 +141,20 @@ def test_no_samples_is_a_record_too(scenario_of) -> None:
     status = {"phase": "Progressing", "outcome": None, "started_at": None, "completed_at": None,
               "abort": None, "steps": []}
     s, table = summarize(Samples(), PLAN, sc, status, [], world="kubernetes", wall_seconds=0.0)
-    assert s["requests"] == 0 and s["max_pods"] == 0 and len(table) == 0
+    assert s["max_pods"] == 0 and len(table) == 0
+    # nothing counted is unknown, not zero
+    assert s["requests"] is None and s["failed_requests"] is None
+    assert s["unknown"]["requests"] == "no traffic was counted for the run"
     assert s["unknown"]["min_available"] == "the world reported no pods"
     assert math.isclose(s["extra_pod_seconds"], 0.0)
+
+
+def test_a_rollout_without_traffic_samples_says_so_instead_of_zero(scenario_of) -> None:
+    """A cluster run whose metrics source never answered: pods are known, traffic is not."""
+    sc = scenario_of("replicas=4")
+    status = {**STATUS, "phase": "Aborted", "outcome": "rolled_back", "abort": {"at": 20.0, "reason": "x"}}
+    s, _ = summarize(Samples(list(ROLLING), []), PLAN, sc, status, [], world="kubernetes", wall_seconds=1.0,
+                     unknown={"rollout_attributable_failures": "the metrics source gave no traffic for the run"})
+    assert s["rollout_attributable_failures"] is None and s["error_budget_consumed"] is None
+    assert s["unknown"]["rollout_attributable_failures"] == "the metrics source gave no traffic for the run"
+    assert s["min_available"] == 3 and s["max_pods"] == 5  # what the world saw of its pods stands

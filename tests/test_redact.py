@@ -48,7 +48,7 @@ def test_secret_shapes_are_redacted(text: str, secret: str) -> None:
     out = redact_text(text)
     assert secret not in out
     assert REDACTED in out
-    assert secret in find_secrets(text) or any(secret in s for s in find_secrets(text))
+    assert any(secret in s for s in find_secrets(text))  # found, perhaps with its label
 
 
 @pytest.mark.parametrize(

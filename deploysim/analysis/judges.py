@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploysim.analysis.measurement import Measurement
+from deploysim.errors import ScenarioError
 from deploysim.plan import AnalysisSpec
 from deploysim.rules.checks import violations
 
@@ -62,4 +63,4 @@ def get_judge(name: str) -> Judge:
     try:
         return JUDGES[name]
     except KeyError:
-        raise ValueError(f"unknown judge {name!r}; allowed: {', '.join(sorted(JUDGES))}") from None
+        raise ScenarioError("analysis.judge", name, f"one of {', '.join(sorted(JUDGES))}") from None

@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
 
 from deploysim.analysis.measurement import Measurement
 from deploysim.controller import TERMINAL_PHASES, Decision
 from deploysim.driver import Drive, drive, run_blocking
+from deploysim.errors import ClusterError
 from deploysim.kube.store import ClusterStore
 from deploysim.kube.traffic.sampling import outage_rate
 from deploysim.kube.world import KubeWorld
@@ -130,6 +133,11 @@ def execute(
         run_blocking(drive(world, run, RunClock(provider, epoch0), store))
         if run.done:
             world.finish(run.status)
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        step = run.status.get("step")
+        raise ClusterError(
+            f"the cluster failed the run at step {step + 1 if isinstance(step, int) else '?'} "
+            f"({run.status.get('phase')}): {_reason(exc)}") from None
     finally:
         watcher.stop()
         store.unlock()
@@ -201,3 +209,9 @@ def traffic_bins(provider: MetricProvider, epoch0: float, elapsed: float, scenar
             latency_p99=(per[0][2], per[1][2]), expected_stable_only_failed=users * p0,
         ))
     return bins
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}".strip()
+    return f"{type(exc).__name__}: {exc}"

@@ -105,29 +105,14 @@ class KubeWorld:
 
     def preflight(self) -> list[str]:
         """Check that everything the plan needs exists; say what the run will change."""
-        missing = []
-        names: list[tuple[str, str]] = []
         if self.two_slots:
-            names += [("Deployment", self.slot_deployment(s)) for s in n.SLOTS]
-            names.append(("Service", self.service))
-            if self.plan.routing == "router":
-                names += [("Service", n.slot_service(self.service, s)) for s in n.SLOTS]
-                names.append(("HTTPRoute", self.route))
-            if self.plan.strategy == "blue-green":
-                names.append(("Service", n.preview_service(self.service)))
+            names = [("Deployment", self.slot_deployment(s)) for s in n.SLOTS]
         else:
-            names.append(("Deployment", self.workload))
-            names.append(("Service", self.service))  # the weight is the share of its ready endpoints
-        for kind, name in names:
-            try:
-                self._read(kind, name)
-            except ApiException as exc:
-                if exc.status == 404:
-                    missing.append(f"{kind} {self.namespace}/{name}")
-                else:
-                    raise ClusterError(
-                        f"cannot read {kind} {self.namespace}/{name}: {exc.reason}"
-                    ) from None
+            names = [("Deployment", self.workload)]
+        names.append(("Service", self.service))
+        # the router's own objects; which colour is stable does not change their names
+        draft = router_for(self.plan.routing, self.api, self._route_names(n.SLOTS[0]), self._note_change)
+        missing = self._missing(names + [x for x in draft.needs() if x not in names])
         if missing:
             raise ClusterError(
                 f"{self.plan.strategy} needs {', '.join(missing)}, which do not exist"
@@ -160,6 +145,17 @@ class KubeWorld:
                 f" ({self.plan.strategy}, progress deadline {format_duration(self.plan.progress_deadline_seconds)})"
             )
         return lines
+
+    def _missing(self, names: list[tuple[str, str]]) -> list[str]:
+        missing = []
+        for kind, name in names:
+            try:
+                self._read(kind, name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise ClusterError(f"cannot read {kind} {self.namespace}/{name}: {exc.reason}") from None
+                missing.append(f"{kind} {self.namespace}/{name}")
+        return missing
 
     # --- observation ---------------------------------------------------------------------
 
@@ -287,10 +283,12 @@ class KubeWorld:
         """The router of the plan's routing mode, built once the stable colour is known."""
         if self._router is None:
             stable = self.stable_slot_cached() if self.two_slots else n.SLOTS[0]
-            names = RouteNames(self.namespace, self.service, self.route, stable, n.other_slot(stable),
-                               self.scenario.candidate.image, self.run_id)
-            self._router = router_for(self.plan.routing, self.api, names, self._note_change)
+            self._router = router_for(self.plan.routing, self.api, self._route_names(stable), self._note_change)
         return self._router
+
+    def _route_names(self, stable: str) -> RouteNames:
+        return RouteNames(self.namespace, self.service, self.route, stable, n.other_slot(stable),
+                          self.scenario.candidate.image, self.run_id)
 
     def _note_change(self, obj: str, fld: str, old: Any, new: Any) -> None:
         self.changes.append(Change(self.now(), obj, fld, old, new))

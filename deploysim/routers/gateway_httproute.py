@@ -17,6 +17,7 @@ from kubernetes import client
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
 from deploysim.routers.names import Note, RouteNames, ignore
+from deploysim.rules.routes import candidate_share, rule_weights  # noqa: F401 - part of this router's API
 
 
 def set_weights(rules: list[dict[str, Any]], stable: str, candidate: str, weight: int) -> list[dict[str, Any]]:
@@ -38,38 +39,6 @@ def set_weights(rules: list[dict[str, Any]], stable: str, candidate: str, weight
             refs.append(ref)
         out.append({**rule, "backendRefs": refs} if "backendRefs" in rule else dict(rule))
     return out
-
-
-def rule_weights(rules: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, int] | None:
-    """backendRef name -> weight in the first rule naming any of ``names`` (None: no rule does).
-
-    >>> rule_weights([{"backendRefs": [{"name": "a"}, {"name": "b", "weight": 3}]}], ("b",))
-    {'a': 1, 'b': 3}
-    """
-    for rule in rules:
-        refs = rule.get("backendRefs") or []
-        if any(ref.get("name") in names for ref in refs):
-            return {ref.get("name", ""): _weight(ref) for ref in refs}
-    return None
-
-
-def candidate_share(rules: list[dict[str, Any]], stable: str, candidate: str) -> float | None:
-    """The candidate's share (0-100) of the first rule naming either Service.
-
-    >>> candidate_share([{"backendRefs": [{"name": "s-blue", "weight": 95}, {"name": "s-green", "weight": 5}]}],
-    ...                 "s-blue", "s-green")
-    5.0
-    """
-    weights = rule_weights(rules, (stable, candidate))
-    if weights is None:
-        return None
-    total = sum(weights.values())
-    return 100.0 * weights.get(candidate, 0) / total if total else 0.0
-
-
-def _weight(ref: dict[str, Any]) -> int:
-    value = ref.get("weight")
-    return 1 if value is None else int(value)
 
 
 class GatewayHTTPRouteRouter:

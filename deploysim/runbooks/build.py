@@ -83,7 +83,7 @@ def build_scenario(params: RunbookParameters) -> tuple[Scenario, dict[str, str]]
         raise ParameterError("parameter 'manifest': the strategy comes from the manifest; "
                              "drop the strategy knobs or the manifest")
     if params.manifest is None:
-        strategy["kind"] = params.strategy_kind
+        strategy["kind"] = params.kinds()[0]
     for key, name in params.strategy_updates(strategy).items():
         setters[f"strategy.{key}"] = name
     data["strategy"] = strategy
@@ -171,7 +171,7 @@ def _scenario_from_manifests(params: RunbookParameters) -> dict[str, Any]:
         scenario = _manifests_module().scenario_from_manifests(paths, scenario_path=params.scenario, overrides=[])
     except (ManifestError, ScenarioError) as exc:
         raise ParameterError(f"parameter 'manifest': {exc}") from None
-    if scenario.strategy.kind != params.strategy_kind:
+    if not params.accepts(scenario.strategy.kind):
         raise ParameterError(
             f"parameter 'manifest': describes a {scenario.strategy.kind} rollout; this is the "
             f"{params.runbook} runbook")

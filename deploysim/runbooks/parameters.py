@@ -72,6 +72,15 @@ class RunbookParameters(BaseModel):
     runbook: ClassVar[str] = ""
     strategy_kind: ClassVar[str] = ""
 
+    def kinds(self) -> tuple[str, ...]:
+        """The strategy kind these parameters roll out."""
+        return (self.strategy_kind,)
+
+    @classmethod
+    def accepts(cls, kind: str) -> bool:
+        """Whether a manifest of this strategy kind can run in this runbook."""
+        return kind == cls.strategy_kind
+
     target: Literal["sim", "kubernetes"] = _p(
         "sim", "sim (the rehearsal world) or kubernetes (a real cluster)", "str", "run")
     scenario: StrictStr | None = _p(
@@ -222,6 +231,16 @@ class RollingParameters(RunbookParameters):
         None, "no progress for this long fails the rollout, e.g. 10m", "Optional[str]", "strategy")
     background_analysis: bool | None = _p(
         None, "analyse the candidate while rolling; a failure rolls back", "Optional[bool]", "strategy")
+    deployment_strategy: Literal["RollingUpdate", "Recreate"] = _p(
+        "RollingUpdate", "the Deployment's spec.strategy.type: RollingUpdate, or Recreate (every old pod "
+        "goes before a new one starts)", "str", "strategy")
+
+    def kinds(self) -> tuple[str, ...]:
+        return ("recreate",) if self.deployment_strategy == "Recreate" else ("rolling",)
+
+    @classmethod
+    def accepts(cls, kind: str) -> bool:
+        return kind in ("rolling", "recreate")
 
 
 class CanaryParameters(RunbookParameters):

@@ -9,8 +9,8 @@ the progress deadline.
 The simulated controllers react in zero time; the real ones take a moment per wave (the
 ReplicaSet controller creates pods, the scheduler binds them, KWOK runs their stages, the
 status comes back), and more on a busy machine. So the test measures that moment on the
-same cluster, in the same run, just before the rollout: a one-pod Deployment is scaled up
-and timed until its pod is ready. The simulator's pod startup is that measured time, the
+same cluster, in the same run, just before the rollout: a Deployment is scaled up by one
+wave (maxSurge, 5 pods) and timed until every pod of it is ready. The simulator's pod startup is that measured time, the
 KWOK delay included, rather than the bare 5 s.
 """
 
@@ -51,9 +51,12 @@ def _ready_by_image(apps: client.AppsV1Api, ns: str) -> dict[str, int]:
     return counts
 
 
+WAVE = 5  # 25% of 20: the pods one step of the rolling update starts at once
+
+
 def _startup_as_seen(apps: client.AppsV1Api, ns: str, ann: dict[str, str], times: int = 3) -> float:
-    """Seconds from scaling a one-pod Deployment up to its pod being ready, median of a few:
-    the KWOK delay plus what the real controllers take, on this machine, now."""
+    """Seconds from scaling a Deployment up by one wave to all its pods being ready, median
+    of a few: the KWOK delay plus what the real controllers take, on this machine, now."""
     labels = {"app.kubernetes.io/name": "calibrate"}
     apps.create_namespaced_deployment(ns, client.V1Deployment(
         metadata=client.V1ObjectMeta(name="calibrate"),
@@ -65,8 +68,8 @@ def _startup_as_seen(apps: client.AppsV1Api, ns: str, ann: dict[str, str], times
     seen = []
     for _ in range(times):
         t0 = time.monotonic()
-        apps.patch_namespaced_deployment("calibrate", ns, {"spec": {"replicas": 1}})
-        while (apps.read_namespaced_deployment("calibrate", ns).status.ready_replicas or 0) < 1:
+        apps.patch_namespaced_deployment("calibrate", ns, {"spec": {"replicas": WAVE}})
+        while (apps.read_namespaced_deployment("calibrate", ns).status.ready_replicas or 0) < WAVE:
             assert time.monotonic() - t0 < 60, "a calibration pod never became ready"
             time.sleep(0.05)
         seen.append(time.monotonic() - t0)

@@ -140,7 +140,7 @@ def test_deployment_becomes_available_after_the_ready_delay(api, namespace):
 
     wait_for(available, 30, "3 available replicas")
     elapsed = time.monotonic() - start
-    assert 4.0 <= elapsed <= 20.0, elapsed
+    assert elapsed >= 4.0, elapsed  # never before the stage's delay (the wait above bounds it)
     # Each pod went Running (not ready) first, then Ready 4-5 s later.
     for pod in core.list_namespaced_pod(namespace, label_selector="app=web").items:
         started = pod.status.container_statuses[0].state.running.started_at
@@ -148,7 +148,8 @@ def test_deployment_becomes_available_after_the_ready_delay(api, namespace):
         assert pod.status.pod_ip
         # startedAt is rewritten at the Ready step; the pod's startTime is kept from Running.
         delay = (ready - pod.status.start_time).total_seconds()
-        assert 3.0 <= delay <= 8.0, (pod.metadata.name, delay, started)
+        # 4 s + up to 1 s of jitter; a loaded machine may add a few seconds, never take any off
+        assert 3.5 <= delay <= 15.0, (pod.metadata.name, delay, started)
 
 
 def test_never_ready_deployment_exceeds_its_progress_deadline(api, namespace):
@@ -218,10 +219,14 @@ def test_prometheus_answers_and_scrapes_added_targets(cluster):
         return result and result[0]["value"][1] == "1"
 
     wait_for(scraped, 30, "prometheus to scrape the added target", interval=0.5)
-    time.sleep(7)
-    # The session's cluster scrapes every 1 s: about 6 samples in 6 s (3 at the 2 s default).
+    # The session's cluster scrapes every 1 s, as its configuration says...
+    config = httpx.get(f"{cluster.prometheus_url}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
+    assert "scrape_interval: 1s" in config, config
+    # ...and does: more than the 3 samples in 6 s a 2 s interval would give, once 6 s have passed
+    first = time.time()
+    wait_for(lambda: time.time() - first >= 6.5, 10, "six seconds of scrapes", interval=0.5)
     samples = query('count_over_time(up{job="deploysim",role="kwok"}[6s])')
-    assert 5 <= int(samples[0]["value"][1]) <= 7, samples
+    assert int(samples[0]["value"][1]) >= 4, samples
 
 
 def test_second_up_is_refused_or_reused(cluster, capsys):
@@ -310,10 +315,12 @@ def test_killed_component_shows_and_down_stops_everything(cluster):
     assert [c for c, pid in pids.items() if not gone(pid)] == []
     assert not info.state_dir.exists()
     assert not processes_mentioning(str(info.state_dir))
-    # Its API port is free again (for a server: connections may linger in TIME_WAIT).
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((localcluster.HOST, info.processes["kube-apiserver"].port))
+    # Nothing listens on its API port any more. (Binding it would test the machine, not the
+    # cluster: another program's outgoing connection may take the number as its own.)
+    port = info.processes["kube-apiserver"].port
+    listening = [c for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    assert listening == [], listening
     assert localcluster.down(name) is False
     assert localcluster.status(name)["running"] is False
 

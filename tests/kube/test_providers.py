@@ -73,8 +73,11 @@ def test_prometheus_reads_what_the_exporter_served(local_cluster) -> None:
             wait_for("scraped samples", lambda: float(
                 (prom.query(scraped) or [{"value": [0, "0"]}])[0]["value"][1]) >= 4, 30)
             start = max(t0, time.time()) + 1
-            time.sleep(start + 10 - time.time() + 1.5)  # 10 s of traffic, then the last scrape
             end = start + 10
+            # 10 s of traffic, and Prometheus has scraped past its end
+            latest = f'max(timestamp(deploysim_requests_total{{service="{s}",namespace="{ns}"}}))'
+            wait_for("a scrape after the window", lambda: time.time() > end and float(
+                (prom.query(latest) or [{"value": [0, "0"]}])[0]["value"][1]) >= end + 0.5, 60)
             m = prom.measure(start, end)
             served = ex.served(start, end)
         prom.close()

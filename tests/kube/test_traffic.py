@@ -95,8 +95,16 @@ def route(*refs: tuple[str, int | None]) -> dict:
         (SVCS, route(("s-blue", 0), ("s-green", 100)), [("s-green", 1.0, ("g1",), "candidate")]),
         # every weight zero: nothing to send to
         (SVCS, route(("s-blue", 0), ("s-green", 0)), [("", 1.0, (), "stable")]),
-        # a backend Service that does not exist has no endpoints
-        (SVCS, route(("s-red", 1)), [("s-red", 1.0, (), "stable")]),
+        # a backend Service beside the colours that does not exist has no endpoints
+        (SVCS, route(("s-blue", 1), ("s-red", 1)), [("s-blue", 0.5, ("b1", "b2"), "stable"),
+                                                   ("s-red", 0.5, (), "stable")]),
+        # a route naming neither colour is not this service's split (as the router reads it):
+        # users reach nothing
+        (SVCS, route(("s-red", 1)), [("", 1.0, (), "stable")]),
+        # the first rule naming a colour splits, as the router reads its weight back
+        (SVCS, {"spec": {"rules": [{"backendRefs": [{"name": "other", "weight": 1}]},
+                                   {"backendRefs": [{"name": "s-blue", "weight": 75}, {"name": "s-green", "weight": 25}]}]}},
+         [("s-blue", 0.75, ("b1", "b2"), "stable"), ("s-green", 0.25, ("g1",), "candidate")]),
     ],
 )
 def test_user_backends(services, httproute, expected) -> None:

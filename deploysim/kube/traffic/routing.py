@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploysim.kube import naming
+from deploysim.rules.routes import backend_weight, route_refs
 
 VERSIONS = ("stable", "candidate")
 ROUTES = ("user", "preview")
@@ -114,11 +115,10 @@ def user_backends(
     pods = list(pods)
     if httproute is not None:
         rules = (httproute.get("spec") or {}).get("rules") or []
-        refs = next((r.get("backendRefs") for r in rules if r.get("backendRefs")), None) or []
+        colours = tuple(naming.slot_service(service, slot) for slot in naming.SLOTS)
+        refs = route_refs(rules, colours) or []
         refs = [r for r in refs if (r.get("kind") or "Service") == "Service"]
-        weights = [
-            max(int(r.get("weight", 1) if r.get("weight") is not None else 1), 0) for r in refs
-        ]
+        weights = [backend_weight(r) for r in refs]
         total = sum(weights)
         if total == 0:
             return [Backend("", 1.0, (), "stable")]  # nothing to send to: every request fails
