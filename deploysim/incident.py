@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from deploysim.errors import DeploysimError
-from deploysim.record import SUMMARY_KEYS, Record
+from deploysim.record import SUMMARY_KEYS, Record, detect_and_recover
 from deploysim.scenario import STRATEGY_KINDS, Scenario, format_duration
 from deploysim.trail import find_runs, read_record
 
@@ -139,15 +139,15 @@ def incident_times(trail: Trail) -> dict[str, Any]:
     first = float(served["start"].iloc[0]) if not served.empty else None
     detect = recover = recovered = None
     if abort is not None:
-        origin = first if first is not None and first <= abort["at"] else (start["at"] if start else None)
-        detect = None if origin is None else abort["at"] - origin
         after = t[t["time"] > abort["at"]]
         serving = after[after["requests_candidate"] > 0]
         if serving.empty:
             recovered = abort["at"]
         elif serving.index[-1] != t.index[-1]:
-            recovered = float(t.loc[serving.index[-1] + 1, "start"])
-        recover = None if recovered is None else max(recovered - abort["at"], 0.0)
+            recovered = max(float(t.loc[serving.index[-1] + 1, "start"]), abort["at"])
+        # the glossary's rule, the one the record's summary uses, over the timeline's bins
+        status = {"abort": {"at": abort["at"]}, "started_at": start["at"] if start else None}
+        detect, recover = detect_and_recover(status, first, recovered)
     return {
         "run": trail.name,
         "strategy": s.get("strategy"),
@@ -287,11 +287,15 @@ def what_happened(trails: Sequence[Trail]) -> str:
         lines.append(f"{trail.name} ({trail.run.get('runbook')} runbook, {times['strategy']}): "
                      f"{trail.run.get('status')}")
         if times["abort_s"] is not None:
+            unknown = trail.record.summary.get("unknown") or {}
+            if times["failed_requests"] is None or times["rollout_attributable_failures"] is None:
+                cost = f"failed requests unknown ({unknown.get('failed_requests') or unknown.get('rollout_attributable_failures') or 'not recorded'})."
+            else:
+                cost = (f"{times['failed_requests']} failed requests, "
+                        f"{max(times['rollout_attributable_failures'], 0):.0f} of them attributable to the rollout.")
             lines.append(
                 f"  detected {format_duration(times['time_to_detect_s'])} after the candidate's first request, "
-                f"recovered {format_duration(times['time_to_recover_s'])} after the abort; "
-                f"{times['failed_requests']} failed requests, {max(times['rollout_attributable_failures'], 0):.0f} "
-                "of them attributable to the rollout.")
+                f"recovered {format_duration(times['time_to_recover_s'])} after the abort; {cost}")
         resolution = float(trail.record.scenario.get("resolution") or 10.0)
         agree = all(
             (a is None) == (b is None) and (a is None or abs(a - b) <= resolution + 0.1)

@@ -84,7 +84,7 @@ class Record:
         out.mkdir(parents=True, exist_ok=True)
         self.timeline.to_csv(out / "timeline.csv", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
-        (out / "record.json").write_text(json.dumps(_jsonable(self.to_dict()), indent=2) + "\n")
+        (out / "record.json").write_text(json.dumps(jsonable(self.to_dict()), indent=2) + "\n")
         return out
 
     @classmethod
@@ -97,15 +97,16 @@ class Record:
                    changes=data.get("changes", []))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON: NaN/inf become null, numpy scalars become numbers."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):
-        return value.item()
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return jsonable(value.item())
     return value
 
 
@@ -145,7 +146,8 @@ def detect_and_recover(
     if abort_at is None:
         return None, None
     first = first_candidate_at if first_candidate_at is not None and first_candidate_at <= abort_at else None
-    detect = abort_at - (first if first is not None else status.get("started_at"))
+    origin = first if first is not None else status.get("started_at")
+    detect = None if origin is None else abort_at - origin
     recover = None if recovered_at is None else recovered_at - abort_at
     return detect, recover
 

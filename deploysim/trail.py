@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import platform
 import socket
@@ -31,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from deploysim.record import Record
+from deploysim.record import Record, jsonable  # noqa: F401 - the trail writes with it
 from deploysim.redact import Redactor
 
 TRAIL_VERSION = 1
@@ -95,19 +94,6 @@ def environment() -> dict[str, Any]:
     from deploysim import __version__
 
     return {"deploysim": __version__, "python": platform.python_version(), "platform": platform.platform()}
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON: NaN/inf become null, numpy scalars become numbers."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        return jsonable(value.item())
-    return value
 
 
 def write_json(path: Path, data: Any) -> Path:

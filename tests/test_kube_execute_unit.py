@@ -219,3 +219,43 @@ def test_a_cluster_refusing_a_change_mid_run_is_a_cluster_error(
     assert len(attempts) == 1  # it stopped at the refusal instead of trying on
     lease = cluster.raw("Lease", n.status_configmap("checkout"))
     assert lease["spec"].get("holderIdentity") is None  # the lock was given back
+
+
+class Gone:
+    """A metrics source that never answers."""
+
+    def measure(self, start: float, end: float) -> Measurement:
+        return Measurement(start, end, error="prometheus at http://127.0.0.1:1: connection refused")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("provider", [Healthy(errors=5), Gone()], ids=["measured", "metrics-gone"])
+def test_the_post_incident_tables_read_a_rolled_back_cluster_run_beside_its_rehearsal(
+        cluster: FakeCluster, clock: Clock, tmp_path: Any, provider: Any) -> None:
+    """What the post-incident notebook shows, over a rolled-back cluster record and the same
+    plan rehearsed: the same summary fields for both, blanks explained, and no TypeError on
+    what a cluster could not know."""
+    from deploysim import incident
+    from deploysim.sim import rehearse
+
+    world = _colours(cluster, clock)
+    real = execute(world, provider, timeout=900)
+    sim = rehearse(world.scenario.model_copy(update={"candidate": world.scenario.candidate.model_copy(
+        update={"error_rate": 0.05})}), world.plan)
+    assert real.summary["outcome"] == sim.summary["outcome"] == "rolled_back"
+    trails = [incident.Trail(tmp_path / "kubernetes-run", {"runbook": "canary", "status": "rolled back"}, real),
+              incident.Trail(tmp_path / "sim-run", {"runbook": "canary", "status": "rolled back"}, sim)]
+    table = incident.summary_frame(trails)
+    assert list(table.loc["kubernetes-run"].index) == list(table.loc["sim-run"].index)
+    assert (table.loc["kubernetes-run", "world"], table.loc["sim-run", "world"]) == ("kubernetes", "sim")
+    for run, row in table.iterrows():
+        blank = {k for k, v in row.items() if v is None or (isinstance(v, float) and v != v)}
+        explained = {part.split(":")[0] for part in row["unknown"].split("; ") if part}
+        assert blank == explained, (run, blank, explained)
+    times = incident.times_frame(trails)
+    assert times.loc["kubernetes-run", "record_time_to_detect_s"] == real.summary["time_to_detect_seconds"]
+    assert times.loc["kubernetes-run", "time_to_detect_s"] > 0
+    story = incident.what_happened(trails)
+    assert "kubernetes-run (canary runbook, canary)" in story and "sim-run" in story
+    if isinstance(provider, Gone):
+        assert "failed requests unknown (no traffic was counted for the run)" in story

@@ -30,6 +30,7 @@ from deploysim.scenario import Scenario, format_duration
 KWOK_READY_DELAY = "deploysim.io/ready-delay"
 KWOK_READY_JITTER = "deploysim.io/ready-jitter"
 KWOK_NEVER_READY = "deploysim.io/never-ready"
+KWOK_TERMINATE_DELAY = "deploysim.io/terminate-delay"
 
 
 @dataclass
@@ -360,7 +361,8 @@ class KubeWorld:
         (deploysim/kube/stages); a real kubelet ignores them."""
         spec = self.scenario.candidate if version == "candidate" else self.scenario.stable
         ann = {KWOK_READY_DELAY: f"{self.scenario.pod.startup:g}s",
-               KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s"}
+               KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s",
+               KWOK_TERMINATE_DELAY: f"{self.scenario.pod.termination:g}s"}
         ann[KWOK_NEVER_READY] = "true" if spec.never_ready else "false"
         return ann
 

@@ -46,7 +46,7 @@ def _scenario_file(tmp_path: Path, candidate: dict, strategy: dict) -> Path:
     data = {
         "service": "web", "replicas": REPLICAS, "duration": "4m", "resolution": "5s", "seed": 3,
         "traffic": {"rps": 80, "shape": "constant"},
-        "pod": {"startup": "1s", "startup_jitter": "0s", "capacity_rps": 200},
+        "pod": {"startup": "1s", "startup_jitter": "0s", "termination": "2s", "capacity_rps": 200},
         "stable": {"image": STABLE, "error_rate": 0.0},
         "candidate": {"image": CANDIDATE, "error_rate": 0.0, **candidate},
         "strategy": {"progress_deadline_seconds": "25s", "scale_down_delay_seconds": "3s",
@@ -68,7 +68,9 @@ class App:
         self.ns = f"e2e-{uuid.uuid4().hex[:6]}"
         self.strategy, self.router = strategy, router
         self.scenario = _scenario_file(tmp_path, candidate, knobs)
-        create_app(admin, self.ns, "web", strategy, REPLICAS, STABLE, router=router)
+        # the stable pods start and stop as the scenario says its pods do (KWOK stages)
+        create_app(admin, self.ns, "web", strategy, REPLICAS, STABLE, router=router,
+                   pod_annotations={"deploysim.io/terminate-delay": "2s"})
         apply_rbac(admin, self.ns, str(ROOT / "deploy" / "rbac.yaml"))
         self.kubeconfig = service_account_kubeconfig(admin, self.ns, "deploysim-runbook", str(info.kubeconfig),
                                                      str(tmp_path / "sa-kubeconfig"))
@@ -149,9 +151,10 @@ CASES = [
                                  "-y", "{weights: [25], step_pause: 2s}"]),
 ]
 IDS = ["rolling", "blue-green", "canary-replica-ratio", "canary-httproute"]
-# the Deployment's Recreate strategy through the rolling runbook (pods start in 1 s, so it
-# completes before any analysis: only a healthy case)
-HEALTHY = [*CASES, ("recreate", "rolling", False, ["-p", "image", CANDIDATE, "-p", "deployment_strategy", "Recreate"])]
+# the Deployment's Recreate strategy through the rolling runbook: every pod down, then the
+# new ones up (nothing serves in between, so no analysis: only a healthy case)
+HEALTHY = [*CASES, ("recreate", "rolling", False, ["-p", "image", CANDIDATE, "-p", "deployment_strategy", "Recreate",
+                                                   "-p", "background_analysis", "False"])]
 HEALTHY_IDS = [*IDS, "recreate"]
 
 
