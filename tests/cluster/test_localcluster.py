@@ -280,11 +280,10 @@ def test_component_dying_at_start_stops_what_started(cluster, tmp_path):
     )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     name = cluster_name("fail")
-    started = time.monotonic()
     with pytest.raises(localcluster.ClusterStartError) as caught:
         localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=60)
-    # Noticed when it happens, not when kwokctl gives up waiting (two minutes).
-    assert time.monotonic() - started < 30
+    # Noticed when it happens (the pid-file watch names the component), not when the start
+    # runs out of time ("did not finish in time") or kwokctl gives up waiting (two minutes).
     message = str(caught.value)
     assert message.startswith("kube-apiserver exited during start-up")
     assert "deploysim-boom" in message and len(message.splitlines()) == 1

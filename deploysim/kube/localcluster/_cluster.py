@@ -19,7 +19,7 @@ from deploysim.errors import ClusterError
 
 from . import _kwokctl, _prometheus
 from ._paths import BINARIES, HOST, K8S_VERSION, ClusterStartError, default_bin_dir, state_dir
-from ._processes import is_ours, kill, wait_gone
+from ._processes import is_ours, kill, mentioning, wait_gone
 from ._state import (
     ClusterAlreadyRunningError,
     ClusterInfo,
@@ -261,8 +261,11 @@ def _teardown(name: str, info: ClusterInfo | None, bins: Path) -> list[int]:
     if (sd / _kwokctl.CLUSTER_CONFIG).exists() and os.access(bins / "kwokctl", os.X_OK):
         _kwokctl.delete(name, bins)
     wait_gone([p.pid for p in procs] + strays, 10.0)
-    # Whatever kwokctl could not stop (or a start that never wrote its configuration).
-    left = kill(procs, strays, mentioning=str(sd))
+    # Whatever kwokctl could not stop (or a start that never wrote its configuration), and
+    # anything it had started without a pid file yet when the start was cut short.
+    inside = f"{sd}{os.sep}"  # a file in this cluster's folder, not a cluster whose name extends it
+    strays += [pid for pid in mentioning(inside) if pid not in strays]
+    left = kill(procs, strays, mentioning=inside)
     if not left:
         shutil.rmtree(sd, ignore_errors=True)
     return left

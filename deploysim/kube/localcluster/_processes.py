@@ -8,6 +8,7 @@ a dead one may linger as a zombie until init reaps it: a zombie counts as gone.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,6 +65,17 @@ def mentions(pid: int, text: str) -> bool:
         return alive(pid) and text in " ".join(psutil.Process(pid).cmdline())
     except psutil.Error:
         return False
+
+
+def mentioning(text: str) -> list[int]:
+    """Pids of running processes (not this one) whose command line contains ``text``: a
+    component kwokctl had started but not yet written a pid file for when it was stopped."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and text in " ".join(proc.info["cmdline"] or []) and alive(proc.pid):
+                found.append(proc.pid)
+    return found
 
 
 def kill(
