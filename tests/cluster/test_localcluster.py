@@ -383,3 +383,28 @@ def test_start_errors_are_one_readable_line():
 
     result = doctest.testmod(_kwokctl)
     assert (result.failed, result.attempted) == (0, 2)
+
+
+def test_a_port_taken_between_pick_and_bind_is_tried_again(cluster, tmp_path):
+    """kwokctl picks free ports moments before the components bind them; a cluster starting
+    beside it can take one in between. That start is tried again with fresh ports (here an
+    etcd that always finds its port taken: three attempts, then one line saying so)."""
+    for binary in localcluster.BINARIES:
+        (tmp_path / binary).symlink_to(cluster.bin_dir / binary)
+    (tmp_path / "etcd").unlink()
+    attempts = tmp_path / "attempts"
+    fake = tmp_path / "etcd"
+    fake.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = --version ] && echo "etcd Version: 3.6.16" && exit 0\n'
+        f"echo x >> {attempts}\n"
+        "echo '{\"level\":\"fatal\",\"msg\":\"discovery failed\",\"error\":\"listen tcp 127.0.0.1:1: "
+        "bind: address already in use\"}' >&2\nexit 1\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    name = cluster_name("race")
+    with pytest.raises(localcluster.ClusterStartError) as caught:
+        localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=120)
+    assert "etcd exited during start-up: a port it was given was taken" in str(caught.value)
+    assert len(attempts.read_text().split()) == 3
+    assert not localcluster.state_dir(name).exists()

@@ -220,9 +220,11 @@ def _run(bins: Path, name: str, args: list[str], deadline: float, what: str) -> 
                 dead = _dead_component(state)
                 if dead is not None:
                     log = state / "logs" / f"{dead}.log"
-                    raise ClusterStartError(
-                        f"{dead} exited during start-up: {log_reason(log)} (log {log})"
-                    )
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    # a port picked free was bound by someone else first: say so, so up() retries
+                    why = ("a port it was given was taken (address already in use)"
+                           if "address already in use" in text else log_reason(log))
+                    raise ClusterStartError(f"{dead} exited during start-up: {why} (log {log})")
                 if time.monotonic() > deadline:
                     raise ClusterStartError(f"{what} did not finish in time")
                 time.sleep(0.1)
