@@ -196,7 +196,7 @@ class KubeWorld:
             selectors = [dep.spec.selector.match_labels or {}]
         now = self.now()
         exceeded = exceeded or self._no_progress_for_too_long(now, states)
-        weight = self.weight(states)
+        weight = self.weight()
         self.emitted.add_state(StateSample(
             t=now, pods=(pods["stable"], pods["candidate"]),
             ready=(states["stable"].ready, states["candidate"].ready),
@@ -273,10 +273,9 @@ class KubeWorld:
             states["candidate"] = VersionState(cand.desired, -1, cand.ready, cand.available)
         return states, pods
 
-    def weight(self, states: dict[str, VersionState] | None = None) -> float:
+    def weight(self) -> float:
         """The candidate's share of requests, read back from the cluster by the plan's router
-        (the HTTPRoute as stored, the active Service's selector, or the ready endpoints);
-        ``states`` are not needed: the router reads what routes the requests."""
+        (the HTTPRoute as stored, the active Service's selector, or the ready endpoints)."""
         return self.router.observed_weight()
 
     @property

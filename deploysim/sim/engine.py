@@ -53,8 +53,7 @@ def rehearse(
 
     def process():  # noqa: ANN202 - a SimPy process
         yield env.timeout(scenario.start_at)
-        world.flush()
-        world._snapshot()
+        world.begin()
         yield from drive(world, run, SimulatedProvider(world))
 
     env.process(process())

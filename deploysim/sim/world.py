@@ -163,6 +163,11 @@ class SimWorld(Accounting):
 
     # --- what the drive loop needs of a world ---------------------------------------------
 
+    def begin(self) -> None:
+        """The rollout starts now: account the traffic so far and sample the state it starts in."""
+        self.flush()
+        self._snapshot()
+
     def now(self) -> float:
         return self.env.now
 
