@@ -42,7 +42,7 @@ from deploysim.controller import (
     initial_status,
     reconcile,
 )
-from deploysim.plan import Plan
+from deploysim.plan import AnalysisSpec, Plan
 from deploysim.providers import MetricProvider
 
 
@@ -162,7 +162,7 @@ def drive(
             if action.kind == "measure":
                 a = action.args
                 t_measure = time.perf_counter()
-                measurements[a["analysis"]] = _measure(provider, a["start"], a["end"])
+                measurements[a["analysis"]] = _measure(provider, a["start"], a["end"], plan.analysis(a["analysis"]))
                 measuring += time.perf_counter() - t_measure
             else:
                 world.apply(action)
@@ -181,10 +181,11 @@ def drive(
         yield world.wait_until(_wake(run, result.requeue_at, paused_since))
 
 
-def _measure(provider: MetricProvider | None, start: float, end: float) -> Measurement:
+def _measure(provider: MetricProvider | None, start: float, end: float,
+             spec: AnalysisSpec | None) -> Measurement:
     if provider is None:
         return Measurement(start, end, error="no metrics source configured")
-    return provider.measure(start, end)
+    return provider.measure(start, end, spec)
 
 
 def run_blocking(loop: Iterator[Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from deploysim.analysis.metrics import Arg, MetricDef
 from deploysim.rules.checks import describe_bounds
 from deploysim.rules.deployment import (
     DEFAULT_MAX_SURGE,
@@ -24,11 +25,16 @@ MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", 
 
 @dataclass(frozen=True)
 class Check:
-    """A metric on the candidate must stay within [min, max] (None = unbounded)."""
+    """A metric on the candidate must stay within [min, max] (None = unbounded).
+
+    ``stands_for`` names the team metric (:class:`~deploysim.analysis.metrics.MetricDef`) this
+    check stands in for in rehearsal; on a cluster that metric is measured and judged itself.
+    """
 
     metric: str
     max: float | None = None
     min: float | None = None
+    stands_for: str | None = None
 
     def describe(self) -> str:
         return f"{self.metric} {describe_bounds(self.min, self.max)}"
@@ -62,6 +68,18 @@ class AnalysisSpec:
     # runs naming the same budget share their failed count over the whole rollout
     # (Flagger's status.failedChecks), so ``failure_limit`` bounds the rollout, not one run
     failure_budget: str | None = None
+    # the team's own metrics (Argo AnalysisTemplate, Flagger MetricTemplate, a query in the
+    # scenario): measured and judged as written on a cluster; ``checks`` holds what stands in
+    # for them in rehearsal. ``args``: the Argo arguments their queries name, unresolved
+    metrics: tuple[MetricDef, ...] = ()
+    args: tuple[Arg, ...] = ()
+    # metrics of sources deploysim does not run on a cluster (datadog, job, ...), "name (kind)"
+    foreign_metrics: tuple[str, ...] = ()
+
+    @property
+    def own_checks(self) -> tuple[Check, ...]:
+        """The checks that are no stand-in: judged on the standard window in both worlds."""
+        return tuple(c for c in self.checks if c.stands_for is None)
 
     def describe(self) -> str:
         count = "indefinitely" if self.count is None else f"{self.count}x"
@@ -231,6 +249,11 @@ class Plan:
     background_start: int = 0
     scale_down_delay: float = 0.0
     warnings: tuple[str, ...] = ()
+    # on a cluster, the router that sets exact weights (``routing: router``) and the object it
+    # routes through, as a manifest names them; None: the Gateway API HTTPRoute named after
+    # the service (or the runbook's ``route``)
+    router: str | None = None
+    route: str | None = None
 
     def describe(self) -> list[str]:
         """The plan in plain words, one line per step."""
@@ -252,6 +275,12 @@ class Plan:
         for warning in self.warnings:
             lines.append(f"  warning: {warning}")
         return lines
+
+    def analysis(self, name: str) -> AnalysisSpec | None:
+        """The analysis of that name: a step's or the background one."""
+        specs = [s.analysis for s in self.steps if isinstance(s, Analyze)]
+        specs += [self.background] if self.background is not None else []
+        return next((spec for spec in specs if spec.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -123,14 +123,47 @@ MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", 
 
 
 class Check(_Model):
-    """One metric check on the candidate: the measurement fails when it is outside [min, max]."""
+    """One metric check on the candidate: the measurement fails when it is outside [min, max].
 
-    metric: MetricName
+    A built-in check names a simulated ``metric``. A team metric has a ``name`` and its own
+    source: a PromQL ``query`` (with ``address``, ``headers``) or a web ``url`` (with
+    ``json_path``, ``method``, ``headers``, ``body``), judged by ``max`` / ``min`` as Flagger's
+    thresholdRange or by Argo's ``success_condition`` / ``failure_condition``. A cluster run
+    measures it as written; rehearsal judges the simulated metric its query measures, or
+    ``metric`` when given.
+    """
+
+    metric: MetricName | None = None
     max: float | None = None
     min: float | None = None
+    name: str | None = None
+    query: str | None = None
+    url: str | None = None
+    address: str | None = None
+    json_path: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    timeout: Duration | None = None
+    success_condition: str | None = None
+    failure_condition: str | None = None
+
+    @property
+    def own(self) -> bool:
+        """A team metric with a source of its own (a query or a URL)."""
+        return bool(self.query or self.url)
 
     @model_validator(mode="after")
     def _bounded(self) -> Check:
+        if self.own:
+            if not self.name:
+                raise ValueError("a check with a query or url needs a name")
+            if self.max is None and self.min is None and not (self.success_condition or self.failure_condition):
+                raise ValueError(f"check {self.name} needs max or min, or success_condition / failure_condition")
+            return self
+        if self.metric is None:
+            raise ValueError("a check needs a metric (error_rate, latency_p50, latency_p95, latency_p99, "
+                             "request_rate) or a query / url of its own")
         if self.max is None and self.min is None:
             raise ValueError(f"check on {self.metric} needs max or min")
         return self
@@ -213,6 +246,8 @@ class Strategy(_Model):
     # canary
     steps: list[CanaryStep] = Field(default_factory=_default_steps)
     traffic_router: bool = Field(True, description="canary: exact weights through a router")
+    router: Literal["gateway-httproute", "nginx-ingress"] = Field(
+        "gateway-httproute", description="canary on a cluster: which router sets the weights")
     # blue-green
     preview_replicas: int | None = Field(None, ge=0)
     auto_promotion_seconds: Duration | None = Field(0.0, description="none: wait for approval")

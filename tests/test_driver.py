@@ -68,7 +68,7 @@ class CountingProvider:
         self.calls: list[tuple[float, float]] = []
         self.errors = errors
 
-    def measure(self, start: float, end: float) -> Measurement:
+    def measure(self, start: float, end: float, spec=None) -> Measurement:
         self.calls.append((start, end))
         win = VersionWindow(requests=1000, errors=self.errors, latency_p99=50.0, seconds=end - start)
         return Measurement(start, end, {"stable": VersionWindow(requests=1000, seconds=end - start),

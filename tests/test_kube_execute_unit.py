@@ -60,7 +60,7 @@ class Healthy:
     def __init__(self, errors: int = 0) -> None:
         self.errors = errors
 
-    def measure(self, start: float, end: float) -> Measurement:
+    def measure(self, start: float, end: float, spec=None) -> Measurement:
         def window(errors: int) -> VersionWindow:
             return VersionWindow(requests=300, errors=3 * errors, latency_p50=40.0, latency_p95=60.0,
                                  latency_p99=80.0, seconds=end - start, series_requests=(100, 100, 100),
@@ -189,7 +189,7 @@ def test_traffic_bins_follow_the_metric_series(elapsed: float, windows: list[tup
 
 def test_no_traffic_bins_when_the_metrics_source_fails() -> None:
     class Broken:
-        def measure(self, start: float, end: float) -> Measurement:
+        def measure(self, start: float, end: float, spec=None) -> Measurement:
             return Measurement(start, end, error="connection refused")
 
     assert traffic_bins(Broken(), 0.0, 30.0, load_scenario()) == []
@@ -224,7 +224,7 @@ def test_a_cluster_refusing_a_change_mid_run_is_a_cluster_error(
 class Gone:
     """A metrics source that never answers."""
 
-    def measure(self, start: float, end: float) -> Measurement:
+    def measure(self, start: float, end: float, spec=None) -> Measurement:
         return Measurement(start, end, error="prometheus at http://127.0.0.1:1: connection refused")
 
 

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from deploysim.providers import HttpProbeProvider, Metric, ProviderConfig, provider_for
+from deploysim.providers import HttpProbeProvider, ProviderConfig, provider_for
 
 
 def transport(codes: dict[str, list[int]]) -> httpx.MockTransport:
@@ -90,15 +90,6 @@ def test_a_closed_port_is_a_failed_request() -> None:
 def test_only_the_two_versions_have_urls() -> None:
     with pytest.raises(ValueError, match=r"urls_by_version: got \['canary'\]; versions are \['stable', 'candidate'\]"):
         HttpProbeProvider({"canary": "http://c/"})
-
-
-def test_a_metric_with_a_query_of_its_own_is_an_error_without_a_probe() -> None:
-    seen: list[httpx.Request] = []
-    p = HttpProbeProvider({"candidate": "http://c/"},
-                          client=httpx.Client(transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))))
-    m = p.measure(0, 60, Metric("score", query="http://c/score", json_path="$.score"))
-    assert m.error is not None and m.error.startswith("http probes: metric 'score' has a query")
-    assert seen == []
 
 
 def test_built_from_its_configuration() -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from deploysim.errors import DeploysimError, MetricsError, PrometheusError
-from deploysim.providers import Metric, PrometheusProvider, ProviderConfig, provider_for
+from deploysim.providers import PrometheusProvider, ProviderConfig, provider_for
 from deploysim.providers.prometheus import matchers, promql_quantile, promql_requests
 
 # --- PromQL text ------------------------------------------------------------------------------
@@ -196,14 +196,6 @@ def test_token_goes_in_the_header_only() -> None:
     m = p.measure(0, 60)
     assert seen[0].headers["authorization"] == "Bearer s3cret"
     assert m.error == "prometheus at http://prom:9090: HTTP 401"
-
-
-def test_a_metric_with_a_query_of_its_own_is_an_error_without_a_request() -> None:
-    seen: list[httpx.Request] = []
-    p, _ = provider(lambda request: seen.append(request) or httpx.Response(500))
-    m = p.measure(0, 60, Metric("p90", query="histogram_quantile(0.9, ...)"))
-    assert m.error is not None and m.error.startswith("prometheus at http://prom:9090: metric 'p90' has a query")
-    assert seen == []
 
 
 def test_a_closed_port_answers_connection_refused() -> None:

@@ -4,6 +4,6 @@ Providers (simulated, Prometheus, HTTP probe) produce :class:`Measurement`; judg
 into a verdict; :mod:`deploysim.analysis.run` applies Argo Rollouts' limits to the verdicts.
 """
 
-from deploysim.analysis.measurement import Measurement, VersionWindow
+from deploysim.analysis.measurement import Measurement, MetricResult, VersionWindow
 
-__all__ = ["Measurement", "VersionWindow"]
+__all__ = ["Measurement", "MetricResult", "VersionWindow"]

@@ -33,23 +33,48 @@ Judge = Callable[[AnalysisSpec, Measurement, dict[str, Any]], Verdict]
 
 
 def threshold_judge(spec: AnalysisSpec, m: Measurement, state: dict[str, Any]) -> Verdict:
-    """Each check's candidate value must lie within its bounds.
+    """Each check's candidate value must lie within its bounds, and each team metric
+    measured on a cluster must pass as its controller judges it.
 
-    No value (no candidate requests, or fewer than ``min_requests``) is Inconclusive.
+    A check standing in for a team metric that was measured is left to that metric. No value
+    for a check (no candidate requests, or fewer than ``min_requests``) is Inconclusive; so
+    is a team metric whose verdict is Inconclusive. A failed team metric fails the
+    measurement with its own message (the metric, the value and the condition); a dry-run
+    one never does.
     """
-    cand = m.candidate
-    values = {c.metric: cand.value(c.metric) for c in spec.checks}
-    values["requests"] = float(cand.requests)
-    if cand.requests < max(spec.min_requests, 1):
-        return Verdict(INCONCLUSIVE, f"{cand.requests} candidate requests, too few to judge", values)
-    broken = []
-    for check in spec.checks:
-        value = values[check.metric]
-        if math.isnan(value):
-            return Verdict(INCONCLUSIVE, f"no value for {check.metric}", values)
-        broken += violations(check.metric, value, check.min, check.max)
+    measured = {r.name for r in m.metrics}
+    checks = [c for c in spec.checks if c.stands_for is None or c.stands_for not in measured]
+    values: dict[str, float] = {}
+    for r in m.metrics:
+        values[r.name] = math.nan if r.number is None else float(r.number)
+    broken: list[str] = []
+    unsure: list[str] = []
+    for r in m.metrics:
+        if r.dry_run:
+            continue
+        if r.phase == FAILED:
+            broken.append(f"{r.name}: {r.message}")
+        elif r.phase in (INCONCLUSIVE, ERROR):
+            unsure.append(f"{r.name}: {r.message}")
+    if checks:
+        cand = m.candidate
+        values.update({c.metric: cand.value(c.metric) for c in checks})
+        values["requests"] = float(cand.requests)
+        if cand.requests < max(spec.min_requests, 1):
+            unsure.append(f"{cand.requests} candidate requests, too few to judge")
+        else:
+            for check in checks:
+                value = values[check.metric]
+                if math.isnan(value):
+                    unsure.append(f"no value for {check.metric}")
+                else:
+                    broken += violations(check.metric, value, check.min, check.max)
     if broken:
         return Verdict(FAILED, "; ".join(broken), values)
+    if unsure:
+        return Verdict(INCONCLUSIVE, "; ".join(unsure), values)
+    if m.metrics and not checks:
+        return Verdict(SUCCESSFUL, "; ".join(f"{r.name}: {r.message}" for r in m.metrics), values)
     return Verdict(SUCCESSFUL, "all checks within bounds", values)
 
 

@@ -39,13 +39,46 @@ class VersionWindow:
 
 
 @dataclass(frozen=True)
+class MetricResult:
+    """One team metric measured once on a cluster, as its controller would record it.
+
+    ``query`` is what was sent (placeholders substituted, secrets redacted), ``raw`` the
+    source's answer (redacted, cut to :data:`RAW_LIMIT` characters), ``value`` the value as
+    the controller shows it (Argo: ``[0.0123]``), ``number`` its first number when it has one
+    (for tables and plots), ``phase`` the verdict (Successful, Failed, Inconclusive, Error) and
+    ``message`` why.
+    """
+
+    name: str
+    phase: str
+    value: str = ""
+    number: float | None = None
+    query: str = ""
+    raw: str = ""
+    message: str = ""
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: the longest raw answer a record keeps of one measurement
+RAW_LIMIT = 2000
+
+
+@dataclass(frozen=True)
 class Measurement:
-    """Both versions over [start, end]; ``error`` set when the provider could not answer."""
+    """Both versions over [start, end]; ``error`` set when the provider could not answer.
+
+    ``metrics`` holds the team metrics measured on a cluster, one :class:`MetricResult` each;
+    the simulator leaves it empty and judges their stand-ins.
+    """
 
     start: float
     end: float
     versions: dict[str, VersionWindow] = field(default_factory=dict)
     error: str | None = None
+    metrics: tuple[MetricResult, ...] = ()
 
     @property
     def candidate(self) -> VersionWindow:

@@ -67,14 +67,15 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
     if m.error is not None and spec.count_successes:
         run["errors"] += 1
         run["failed"] += 1
-        run["measurements"].append({"at": m.end, "phase": ERROR, "reason": m.error, "values": {}})
+        run["measurements"].append({"at": m.end, "phase": ERROR, "reason": m.error, "values": {},
+                                    **_metrics(m)})
         if not spec.dry_run and spec.failure_limit >= 0:
             _beyond_limit(run, "failed", spec.failure_limit, FAILED, "failed checks", m.error)
         return run
     if m.error is not None:
         run["errors"] += 1
         run["consecutive_errors"] += 1
-        entry = {"at": m.end, "phase": ERROR, "reason": m.error, "values": {}}
+        entry = {"at": m.end, "phase": ERROR, "reason": m.error, "values": {}, **_metrics(m)}
         run["measurements"].append(entry)
         _beyond_limit(run, "consecutive_errors", spec.consecutive_error_limit, ERROR,
                       "consecutive provider errors", m.error)
@@ -86,7 +87,8 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
     run["taken"] += 1
     values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in verdict.values.items()}
     run["measurements"].append(
-        {"at": m.end, "start": m.start, "phase": verdict.phase, "reason": verdict.reason, "values": values}
+        {"at": m.end, "start": m.start, "phase": verdict.phase, "reason": verdict.reason, "values": values,
+         **_metrics(m)}
     )
     if verdict.phase == FAILED or (verdict.phase == INCONCLUSIVE and spec.count_successes):
         run["failed"] += 1
@@ -107,6 +109,12 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
         run["phase"] = SUCCESSFUL
         run["message"] = f"{run['taken']} measurements, {run['failed']} failed"
     return run
+
+
+def _metrics(m: Measurement) -> dict[str, Any]:
+    """The team metrics of a measurement as the run keeps them: each one's query as sent,
+    raw answer, value and verdict (nothing when the spec has none)."""
+    return {"metrics": [r.to_dict() for r in m.metrics]} if m.metrics else {}
 
 
 def _beyond_limit(run: dict[str, Any], key: str, limit: int, phase: str, what: str, reason: str) -> bool:

@@ -45,14 +45,72 @@ def metrics_config(target: Any, scenario: Scenario, plan: Plan) -> ProviderConfi
     except MetricsConfigError as exc:
         key, _, rest = str(exc).partition(":")
         raise ParameterError(f"parameter {METRICS_PARAMETERS.get(key, key)!r}:{rest}") from None
-    analyses = [s.analysis.name for s in plan.steps if isinstance(s, Analyze)]
-    analyses += [plan.background.name] if plan.background is not None else []
+    specs = [s.analysis for s in plan.steps if isinstance(s, Analyze)]
+    specs += [plan.background] if plan.background is not None else []
+    from deploysim.providers.evaluate import needs_window
+
+    # an analysis of team metrics alone reads their sources, not the standard window
+    analyses = [spec.name for spec in specs if needs_window(spec)]
     if config.kind == "none" and analyses:
         raise ParameterError(
             f"parameter 'prometheus_url': got None and no probe_urls; analysis {analyses[0]!r} of the "
             f"{plan.strategy} plan needs metrics: give prometheus_url (a Prometheus scraping "
             "deploysim_requests_total) or probe_urls ({stable: URL, candidate: URL}, HTTP probes)")
     return config
+
+
+def _analysis_sources(metrics: ProviderConfig, target: Any, scenario: Scenario, plan: Plan, api: Any,
+                      world: Any) -> tuple[Any, list[str]]:
+    """The run's metrics source: the standard window, plus the team metrics of the plan's
+    analyses with their args and Secrets resolved now, so a missing one stops the run before
+    the cluster changes. Returns the provider and one line per team metric as it will be sent."""
+    from deploysim.providers.evaluate import AnalysisSources, EvalContext, TeamMetrics, _specs
+
+    window = provider_for(metrics)
+    specs = _specs(plan)
+    foreign = [f"{spec.name}: {m}" for spec in specs for m in spec.foreign_metrics]
+    if foreign:
+        window.close()
+        raise ParameterError(
+            f"analysis metric {foreign[0]}: deploysim runs prometheus and web metrics on a cluster; "
+            "drop it, mark it dryRun, or run the analysis where its provider is")
+    if not any(spec.metrics for spec in specs):
+        return window, []
+    team = TeamMetrics(
+        EvalContext(target.namespace, scenario.service, world.candidate_workload(), ingress=target.route or "",
+                    route=target.route or ""),
+        prometheus_url=target.prometheus_url, prometheus_token=target.prometheus_token,
+        read_secret=secret_reader(api, target.namespace))
+    try:
+        lines = team.preflight(plan)
+    except Exception:
+        team.close()
+        window.close()
+        raise
+    return AnalysisSources(window, team), lines
+
+
+def secret_reader(api: Any, namespace: str) -> Callable[[str, str], str]:
+    """Read one key of a Secret in ``namespace`` (an Argo ``secretKeyRef`` arg, a Flagger
+    ``secretRef``); a missing key is a KeyError, a missing Secret a ClusterError."""
+    import base64
+
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api)
+
+    def read(name: str, key: str) -> str:
+        try:
+            secret = core.read_namespaced_secret(name, namespace, _request_timeout=10)
+        except ApiException as exc:
+            raise ClusterError(f"cannot read Secret {namespace}/{name}: HTTP {exc.status} {exc.reason}") from None
+        data = secret.data or {}
+        if key not in data:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+    return read
 
 
 def api_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
@@ -98,7 +156,9 @@ def execute_plan(
     print(f"context {context}: will change")
     for line in lines:
         print(f"  {line}")
-    provider = provider_for(metrics)
+    provider, metric_lines = _analysis_sources(metrics, target, scenario, plan, api, world)
+    for line in metric_lines:
+        print(f"  {line}")
     try:
         # the world that passed the preflight is the world the run changes
         record = execute(world, provider, approve_after=approve_after, timeout=timeout, resume=resume,

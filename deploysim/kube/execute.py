@@ -29,7 +29,7 @@ from deploysim.errors import ClusterError
 from deploysim.kube.store import ClusterStore
 from deploysim.kube.traffic.sampling import outage_rate
 from deploysim.kube.world import KubeWorld
-from deploysim.providers import Metric, MetricProvider
+from deploysim.providers import MetricProvider
 from deploysim.record import Record, Samples, TrafficBin, build_record
 from deploysim.rules.service import failure_probability
 from deploysim.scenario import Scenario
@@ -82,9 +82,9 @@ class RunClock:
         self.provider = provider
         self.epoch0 = epoch0
 
-    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
+    def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         a, b = self.epoch0 + start, self.epoch0 + end
-        m = self.provider.measure(a, b) if metric is None else self.provider.measure(a, b, metric)
+        m = self.provider.measure(a, b, spec)
         return dataclasses.replace(m, start=start, end=end)
 
     def close(self) -> None:

@@ -78,7 +78,7 @@ class KubeWorld:
         self.custom = client.CustomObjectsApi(self.api)
         self.service = self.scenario.service
         self.workload = self.workload or self.service
-        self.route = self.route or self.service
+        self.route = self.route or self.plan.route or self.service
         self.t0 = self.clock()
 
     # --- what exists ---------------------------------------------------------------------
@@ -104,6 +104,10 @@ class KubeWorld:
         }
         return max(n.SLOTS, key=lambda s: sizes[s])
 
+    def candidate_workload(self) -> str:
+        """The candidate's Deployment (Flagger's ``{{ target }}``): the idle colour, or the one."""
+        return self.slot_deployment(n.other_slot(self.stable_slot())) if self.two_slots else str(self.workload)
+
     def preflight(self) -> list[str]:
         """Check that everything the plan needs exists; say what the run will change."""
         if self.two_slots:
@@ -112,33 +116,24 @@ class KubeWorld:
             names = [("Deployment", self.workload)]
         names.append(("Service", self.service))
         # the router's own objects; which colour is stable does not change their names
-        draft = router_for(self.plan.routing, self.api, self._route_names(n.SLOTS[0]), self._note_change)
+        draft = router_for(self.routing, self.api, self._route_names(n.SLOTS[0]), self._note_change)
         missing = self._missing(names + [x for x in draft.needs() if x not in names])
         if missing:
-            raise ClusterError(
-                f"{self.plan.strategy} needs {', '.join(missing)}, which do not exist"
-            )
+            raise ClusterError(f"{self.plan.strategy} needs {', '.join(missing)}, which do not exist")
         cand = self.scenario.candidate.image
         lines = [f"namespace {self.namespace}, service {self.service}, run {self.run_id}"]
         if self.two_slots:
             stable = self.stable_slot()
             idle = n.other_slot(stable)
-            lines.append(
-                f"Deployment {self.slot_deployment(idle)}: image -> {cand}, "
-                f"replicas 0 -> up to {self.plan.replicas}"
-            )
+            lines.append(f"Deployment {self.slot_deployment(idle)}: image -> {cand}, "
+                         f"replicas 0 -> up to {self.plan.replicas}")
             if self.plan.routing == "router":
-                lines.append(
-                    f"HTTPRoute {self.route}: weights {n.slot_service(self.service, stable)} / "
-                    f"{n.slot_service(self.service, idle)} from 100/0 step by step to 0/100"
-                )
+                kind = next((k for k, _ in draft.needs() if k not in ("Deployment", "Service")), self.routing)
+                lines.append(f"{kind} {self.route}: weights {n.slot_service(self.service, stable)} / "
+                             f"{n.slot_service(self.service, idle)} from 100/0 step by step to 0/100")
             elif self.plan.strategy == "blue-green":
-                lines.append(
-                    f"Service {self.service}: selector slot {stable} -> {idle} at the switch"
-                )
-            lines.append(
-                f"Deployment {self.slot_deployment(stable)}: replicas -> 0 when promoted"
-            )
+                lines.append(f"Service {self.service}: selector slot {stable} -> {idle} at the switch")
+            lines.append(f"Deployment {self.slot_deployment(stable)}: replicas -> 0 when promoted")
         else:
             dep = self._get_deployment(self.workload)
             lines.append(
@@ -283,8 +278,13 @@ class KubeWorld:
         """The router of the plan's routing mode, built once the stable colour is known."""
         if self._router is None:
             stable = self.stable_slot_cached() if self.two_slots else n.SLOTS[0]
-            self._router = router_for(self.plan.routing, self.api, self._route_names(stable), self._note_change)
+            self._router = router_for(self.routing, self.api, self._route_names(stable), self._note_change)
         return self._router
+
+    @property
+    def routing(self) -> str:
+        """The router's name: the plan's own router for exact weights, else its routing mode."""
+        return (self.plan.router or self.plan.routing) if self.plan.routing == "router" else self.plan.routing
 
     def _route_names(self, stable: str) -> RouteNames:
         return RouteNames(self.namespace, self.service, self.route, stable, n.other_slot(stable),
@@ -441,6 +441,8 @@ class KubeWorld:
             return self._get_deployment(name)
         if kind == "Service":
             return self._get_service(name)
+        if kind == "Ingress":
+            return client.NetworkingV1Api(self.api).read_namespaced_ingress(name, self.namespace)
         return self._get_route(name)
 
     def _get_deployment(self, name: str) -> client.V1Deployment:

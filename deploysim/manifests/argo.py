@@ -12,27 +12,18 @@ for promotion, switches, runs its post-promotion analysis and keeps the old colo
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from deploysim import plan as steps
+from deploysim.manifests.argo_analysis import PROVIDERS, analysis_from_templates  # noqa: F401 - importers' API
 from deploysim.manifests.deployment import fenceposts, workload_timing
 from deploysim.manifests.documents import WEIGHT_HELP, Catalog, ImportedRollout, Reader
-from deploysim.manifests.queries import (
-    bounds_to_check,
-    classify_query,
-    condition_bounds,
-    query_window,
-    read_bounds_as_percent,
-)
-from deploysim.plan import AnalysisSpec, Check, Plan
+from deploysim.plan import AnalysisSpec, Plan
 from deploysim.rules.canary import percent_for_replicas
 
 CANARY_STEP_TYPES = ("setWeight", "pause", "setCanaryScale", "analysis", "experiment",
                      "setHeaderRoute", "setMirrorRoute", "plugin")
-PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "wavefront", "kayenta", "job", "cloudWatch",
-             "graphite", "influxdb", "skywalking", "plugin")
 
 
 def read_argo_rollout(r: Reader, catalog: Catalog) -> ImportedRollout:
@@ -64,6 +55,7 @@ def _argo_canary(r: Reader, value: Any, catalog: Catalog, replicas: int | None,
     canary = r.mapping(value, path)
     surge, unavailable = fenceposts(r, canary, path)
     router = canary.get("trafficRouting") is not None
+    router_name, route = _router(r, canary.get("trafficRouting"), f"{path}.trafficRouting") if router else (None, None)
     r.unused(canary, path, ("steps", "maxSurge", "maxUnavailable", "trafficRouting", "analysis"),
              quiet=("canaryService", "stableService", "canaryMetadata", "stableMetadata", "pingPong"))
     planned: list[tuple[str, Any, str]] = []  # (what, value, path)
@@ -167,12 +159,43 @@ def _argo_canary(r: Reader, value: Any, catalog: Catalog, replicas: int | None,
         if not any(isinstance(s, steps.SetWeight) and s.weight == 100 for s in sequence):
             sequence.append(steps.SetWeight(100))
         return Plan(strategy="canary", replicas=n, steps=tuple(sequence), routing="router" if router else "replica_ratio",
+                    router=router_name, route=route,
                     max_surge=surge, max_unavailable=unavailable, background=bg, background_start=bg_start,
                     **common)
 
     kind = "rolling" if no_steps else "canary"
     strategy["kind"] = kind
     return ImportedRollout(kind, source, replicas, strategy, build, r.warnings)
+
+
+#: Argo trafficRouting keys a cluster run carries out with its own router
+ROUTER_KEYS = {"nginx": "nginx-ingress", "plugins": "gateway-httproute"}
+
+
+def _router(r: Reader, value: Any, path: str) -> tuple[str | None, str | None]:
+    """(router, the object it routes through) for a cluster run, from ``trafficRouting``:
+    ``nginx.stableIngress`` (NGINX Ingress canary annotations, Argo's
+    ``rollout/trafficrouting/nginx``) or the Gateway API plugin's ``httpRoute``; any other
+    router (istio, alb, smi, ...) is stood in for by the Gateway API HTTPRoute, named."""
+    routing = r.mapping(value, path)
+    if routing.get("nginx") is not None:
+        nginx = r.mapping(routing["nginx"], f"{path}.nginx")
+        ingress = r.string(nginx, "stableIngress", f"{path}.nginx")
+        if ingress is None and nginx.get("stableIngresses"):
+            ingress = str(r.items(nginx["stableIngresses"], f"{path}.nginx.stableIngresses")[0])
+        if ingress is None:
+            r.fail(f"{path}.nginx.stableIngress", "missing; the NGINX router needs the stable Ingress")
+        return "nginx-ingress", ingress
+    plugins = r.mapping(routing.get("plugins"), f"{path}.plugins")
+    gateway = plugins.get("argoproj-labs/gatewayAPI")
+    if gateway is not None:
+        g = r.mapping(gateway, f"{path}.plugins.argoproj-labs/gatewayAPI")
+        return "gateway-httproute", r.string(g, "httpRoute", f"{path}.plugins.argoproj-labs/gatewayAPI")
+    others = sorted(k for k in routing if k not in ("nginx", "plugins", "managedRoutes"))
+    if others:
+        r.warn(f"{path}.{others[0]}", "on a cluster the weights are set through a Gateway API HTTPRoute "
+               "(or NGINX Ingress); the rehearsal's exact weights are the same")
+    return None, None
 
 
 def _argo_blue_green(r: Reader, value: Any, catalog: Catalog, replicas: int | None,
@@ -229,176 +252,3 @@ def _argo_blue_green(r: Reader, value: Any, catalog: Catalog, replicas: int | No
     if not preview_service:
         strategy["preview_rps"] = 0.0  # no preview service, no smoke tests through it
     return ImportedRollout("blue-green", source, replicas, strategy, build, r.warnings)
-
-
-# --- Argo analysis templates --------------------------------------------------------------------
-
-
-@dataclass
-class _Metric:
-    name: str
-    path: str
-    interval: float | None
-    count: int | None
-    initial_delay: float
-    failure_limit: int
-    inconclusive_limit: int
-    consecutive_error_limit: int
-    check: Check | None
-    window: float | None
-    dry_run: bool = False
-
-    @property
-    def span(self) -> float:
-        if self.count is None and self.interval is not None:
-            return float("inf")
-        return self.initial_delay + (self.interval or self.window or 60.0) * (self.count or 1)
-
-
-def _dry_run_patterns(r: Reader, value: Any, path: str) -> list[str]:
-    patterns = []
-    for i, item in enumerate(r.items(value, path)):
-        entry = r.mapping(item, f"{path}[{i}]")
-        patterns.append(r.name(entry, "metricName", f"{path}[{i}]", "name the metric (or a pattern like .*)"))
-    return patterns
-
-
-def _matches(patterns: list[str], name: str) -> bool:
-    for p in patterns:
-        try:
-            if re.fullmatch(p, name):
-                return True
-        except re.error:
-            if p == name:
-                return True
-    return False
-
-
-def analysis_from_templates(r: Reader, refs: dict[str, Any], path: str, catalog: Catalog,
-                            name: str, extra: tuple[str, ...] = ()) -> AnalysisSpec:
-    """One AnalysisSpec from the templates a rollout names (an analysis step, background
-    analysis or blue-green pre/post-promotion analysis).
-
-    Every metric's check joins one spec; the metrics' timing must agree to be exact, and the
-    slowest metric sets it when they do not (named in a warning). The strictest limits win.
-    """
-    r.unused(refs, path, ("templates", "dryRun", *extra), quiet=("args", "measurementRetention", "analysisRunMetadata"))
-    items = r.items(refs.get("templates"), f"{path}.templates")
-    if not items:
-        r.fail(f"{path}.templates", "missing; name at least one AnalysisTemplate (templateName)")
-    dry = _dry_run_patterns(r, refs.get("dryRun"), f"{path}.dryRun")
-    metrics: list[_Metric] = []
-    notes: list[str] = []
-    for i, item in enumerate(items):
-        tpath = f"{path}.templates[{i}]"
-        ref = r.mapping(item, tpath)
-        tname = r.name(ref, "templateName", tpath, "name the AnalysisTemplate to run")
-        cluster = r.boolean(ref, "clusterScope", tpath, False)
-        kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
-        tr = Reader(catalog.template(r, kind, tname, f"{tpath}.templateName"), r.warnings)
-        metrics.extend(_template_metrics(tr, dry, notes))
-    simulated = [m for m in metrics if not m.dry_run]
-    judged = [m for m in simulated if m.check is not None]
-    timing_from = max(judged or simulated or metrics, key=lambda m: m.span)
-    differ = sorted({m.name for m in judged if (m.interval, m.count, m.initial_delay)
-                     != (timing_from.interval, timing_from.count, timing_from.initial_delay)})
-    if differ:
-        r.warn(path, f"metrics {', '.join(differ)} have their own interval/count; the rehearsal measures "
-               f"every metric on {timing_from.name}'s schedule")
-    interval = timing_from.interval or timing_from.window or 60.0
-    count = timing_from.count if timing_from.interval is not None else (timing_from.count or 1)
-    checks = tuple(m.check for m in simulated if m.check is not None)
-    pool = simulated or metrics
-    return AnalysisSpec(
-        name=name, interval=interval, count=count, initial_delay=timing_from.initial_delay,
-        failure_limit=min((m.failure_limit for m in pool if m.failure_limit >= 0), default=-1),
-        inconclusive_limit=min(m.inconclusive_limit for m in pool),
-        consecutive_error_limit=min(m.consecutive_error_limit for m in pool),
-        dry_run=bool(metrics) and not simulated, checks=checks, not_simulated=tuple(notes),
-    )
-
-
-def _template_metrics(r: Reader, dry: list[str], notes: list[str]) -> list[_Metric]:
-    doc = r.doc
-    spec = r.mapping(doc.data.get("spec"), "spec")
-    r.unused(spec, "spec", ("metrics", "dryRun"), quiet=("args", "measurementRetention"))
-    dry = dry + _dry_run_patterns(r, spec.get("dryRun"), "spec.dryRun")
-    raw = r.items(spec.get("metrics"), "spec.metrics")
-    if not raw:
-        r.fail("spec.metrics", f"{doc.kind} {doc.name!r} has no metrics")
-    out = []
-    for i, item in enumerate(raw):
-        path = f"spec.metrics[{i}]"
-        m = r.mapping(item, path)
-        name = r.name(m, "name", path, "every metric needs a name")
-        interval = r.duration(m["interval"], f"{path}.interval") if m.get("interval") is not None else None
-        initial = r.duration(m["initialDelay"], f"{path}.initialDelay") if m.get("initialDelay") is not None else 0.0
-        count = r.integer(m, "count", path, None, lo=0)
-        if count == 0:
-            count = None  # Argo: 0 is unset
-        if interval is None and count is not None and count > 1:
-            r.fail(f"{path}.interval", f"missing; count {count} needs an interval between measurements")
-        failure_limit = r.integer(m, "failureLimit", path, 0, lo=-1)
-        inconclusive_limit = r.integer(m, "inconclusiveLimit", path, 0, lo=0)
-        error_limit = r.integer(m, "consecutiveErrorLimit", path, 4, lo=0)
-        success = r.string(m, "successCondition", path)
-        failure = r.string(m, "failureCondition", path)
-        provider = r.mapping(m.get("provider"), f"{path}.provider")
-        kinds = [k for k in provider]
-        if len(kinds) != 1:
-            r.fail(f"{path}.provider", f"got {kinds or 'nothing'}; needs exactly one of {', '.join(PROVIDERS)}")
-        if kinds[0] not in PROVIDERS:
-            r.fail(f"{path}.provider", f"unknown provider {kinds[0]!r}; allowed: {', '.join(PROVIDERS)}")
-        r.unused(m, path, ("name", "interval", "initialDelay", "count", "failureLimit", "inconclusiveLimit",
-                           "consecutiveErrorLimit", "successCondition", "failureCondition", "provider"))
-        check, window, why = _argo_metric_check(r, kinds[0], provider[kinds[0]], f"{path}.provider.{kinds[0]}",
-                                                name, success, failure)
-        label = f"{doc.kind} {doc.name}: metric {name}"
-        if why:
-            notes.append(f"{label}: {why}")
-            r.warn(path, f"metric {name!r} is not simulated: {why}")
-        is_dry = _matches(dry, name)
-        if is_dry and check is not None:
-            r.warn(path, f"metric {name!r} is a dry run: measured, never failing the rollout")
-        out.append(_Metric(name, path, interval, count, initial, failure_limit, inconclusive_limit,
-                           error_limit, None if is_dry else check, window, is_dry))
-    return out
-
-
-def _argo_metric_check(r: Reader, provider: str, body: Any, path: str, name: str,
-                       success: str | None, failure: str | None) -> tuple[Check | None, float | None, str]:
-    """(check, query window, reason not simulated)."""
-    body = r.mapping(body, path)
-    if provider == "prometheus":
-        query = r.string(body, "query", path)
-        if not query:
-            r.fail(f"{path}.query", "missing; a prometheus metric needs a query")
-        measures = classify_query(query)
-        window = query_window(query)
-    elif provider == "web":
-        text = " ".join(str(body.get(k, "")) for k in ("url", "jsonPath")) + " " + name
-        measures = classify_query(text, web=True)
-        window = None
-    else:
-        return None, None, f"the {provider} provider is not simulated"
-    if measures is None:
-        return None, window, "its query measures nothing the simulator models (error rate, latency, request rate)"
-    if not success and not failure:
-        return None, window, "no successCondition or failureCondition: every measurement passes"
-    bounds = condition_bounds(success, failure=False) if success else None
-    if success and bounds is None:
-        return None, window, f"successCondition {success!r} is not a bound on result"
-    if failure:
-        fb = condition_bounds(failure, failure=True)
-        if fb is None:
-            return None, window, f"failureCondition {failure!r} is not a bound on result"
-        if bounds is None:
-            bounds = fb
-        elif fb != bounds:
-            r.warn(path, f"metric {name!r}: results between successCondition and failureCondition are "
-                   "Inconclusive in Argo; the rehearsal judges them by successCondition")
-    lo, hi = bounds  # type: ignore[misc]
-    measures = read_bounds_as_percent(measures, lo, hi)
-    if measures.note:
-        r.warn(path, f"metric {name!r}: {measures.note}")
-    return bounds_to_check(measures, lo, hi), window, ""

@@ -11,8 +11,10 @@ manual gates, the others are named as not simulated.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from deploysim.analysis.metrics import MetricDef, MetricSource
 from deploysim.manifests.deployment import deployment_settings
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
 from deploysim.manifests.queries import (
@@ -123,13 +125,14 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
         if step_w == 0 and not step_ws:
             r.fail(path, "needs stepWeight, stepWeights or iterations; otherwise the canary weight never grows")
         weights = flagger_weights(max_w, step_w, step_ws)
-    checks, notes = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval)
+    checks, notes, defs = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval,
+                                   provider or "istio")
     gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks")
 
     def build(n: int, judge: str) -> Plan:
         return flagger_plan(
             n, interval=interval, threshold=threshold, weights=weights, iterations=iterations,
-            step_weight_promotion=promo, checks=checks, not_simulated=notes, kubernetes=kubernetes,
+            step_weight_promotion=promo, checks=checks, not_simulated=notes, metrics=defs, kubernetes=kubernetes,
             gates=gates, name=doc.name or "canary", judge=judge, progress_deadline_seconds=deadline,
             skip_analysis=skip, **settings,
         )
@@ -147,15 +150,24 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings)
 
 
-def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float) -> tuple[list[Check], list[str]]:
+def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float,
+             mesh: str) -> tuple[list[Check], list[str], list[MetricDef]]:
+    """(rehearsal stand-ins, metrics not simulated, the metrics as a cluster run evaluates
+    them: a MetricTemplate's query and provider address, or the built-in query of the Canary's
+    mesh provider, each judged by its ``thresholdRange``)."""
     checks: list[Check] = []
     notes: list[str] = []
+    defs: list[MetricDef] = []
     for i, item in enumerate(r.items(value, path)):
         mpath = f"{path}[{i}]"
         m = r.mapping(item, mpath)
         name = r.name(m, "name", mpath, "every metric needs a name")
-        r.unused(m, mpath, ("name", "interval", "thresholdRange", "threshold", "templateRef", "query"),
-                 quiet=("templateVariables",))
+        r.unused(m, mpath, ("name", "interval", "thresholdRange", "threshold", "templateRef", "query",
+                            "templateVariables"))
+        variables = r.mapping(m.get("templateVariables"), f"{mpath}.templateVariables")
+        written_interval = str(m["interval"]) if m.get("interval") is not None else "1m"
+        source: MetricSource | None = None
+        builtin: str | None = None
         if m.get("interval") is not None:
             window = r.duration(m["interval"], f"{mpath}.interval", numbers=False)
             if window > interval:
@@ -172,6 +184,8 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
             measures, side = BUILTIN_METRICS[name]
             if lo is None and hi is None and legacy is not None:
                 lo, hi = (legacy, None) if side == "min" else (None, legacy)
+            source = _builtin_source(r, mesh, name, mpath)
+            builtin = mesh if source is not None else None
         else:
             text = ""
             if m.get("templateRef") is not None:
@@ -185,11 +199,17 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
                 text = tr.string(tspec, "query", "spec", "") or ""
                 if ptype != "prometheus":
                     why = f"the {ptype} provider is not simulated"
+                elif text:
+                    secret = tr.mapping(prov.get("secretRef"), "spec.provider.secretRef")
+                    source = MetricSource("prometheus", query=text, address=tr.string(prov, "address", "spec.provider"),
+                                          insecure=tr.boolean(prov, "insecureSkipVerify", "spec.provider", False),
+                                          secret_ref=tr.string(secret, "name", "spec.provider.secretRef"))
             else:
                 text = r.string(m, "query", mpath, "") or ""
                 if not text:
                     r.fail(mpath, f"metric {name!r} is not a built-in (request-success-rate, request-duration) "
                            "and has no templateRef or query")
+                source = MetricSource("prometheus", query=text)
             if lo is None and hi is None and legacy is not None:
                 hi = legacy  # the deprecated threshold is a maximum for custom queries
             measures = None if why else classify_query(text)
@@ -199,14 +219,32 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
                 measures = read_bounds_as_percent(measures, lo, hi)
         if measures is not None and lo is None and hi is None:
             why = "no thresholdRange: every check passes"
+        stand_in = bounds_to_check(measures, lo, hi) if measures is not None and not why else None
+        if source is not None:
+            defs.append(MetricDef(name, source, dialect="flagger", min=lo, max=hi, interval=written_interval,
+                                  variables=tuple((str(k), str(v)) for k, v in variables.items()), builtin=builtin,
+                                  stand_in=stand_in.describe() if stand_in is not None else f"nothing: {why}"))
         if why or measures is None:
             notes.append(f"metric {name}: {why}")
             r.warn(mpath, f"metric {name!r} is not simulated: {why}")
             continue
         if measures.note:
             r.warn(mpath, f"metric {name!r}: {measures.note}")
-        checks.append(bounds_to_check(measures, lo, hi))
-    return checks, notes
+        checks.append(replace(bounds_to_check(measures, lo, hi), stands_for=name if source is not None else None))
+    return checks, notes, defs
+
+
+def _builtin_source(r: Reader, mesh: str, name: str, path: str) -> MetricSource | None:
+    """Flagger's built-in query for ``name`` on the Canary's mesh provider, its placeholders
+    left for the run to fill; None (with a warning) for a provider with no such query."""
+    from deploysim.analysis.templating import TemplateError
+    from deploysim.manifests.flagger_builtins import BUILTIN_METRICS, QUERIES, observer_for
+
+    try:
+        return MetricSource("prometheus", query=QUERIES[observer_for(mesh)][BUILTIN_METRICS.index(name)].strip())
+    except (TemplateError, KeyError) as exc:
+        r.warn(path, f"metric {name!r} cannot run on a cluster: {exc}")
+        return None
 
 
 def _number(r: Reader, m: dict[str, Any], key: str, path: str) -> float | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from deploysim.analysis.metrics import MetricDef
 from deploysim.durations import parse_duration
 from deploysim.plan import Check
 from deploysim.rules.checks import error_rate_bounds
@@ -186,3 +187,42 @@ def query_window(text: str) -> float | None:
     if m is None:
         return None
     return parse_duration(m.group(1))
+
+
+def stand_in_for(metric: MetricDef, simulated: str | None = None) -> tuple[Check | None, str]:
+    """The simulated check that stands in for a team metric in rehearsal, or None and why.
+
+    ``simulated`` names the simulated metric outright (a scenario's ``metric:`` beside its
+    query); otherwise the query says what it measures (:func:`classify_query`). Flagger's
+    min/max and Argo's conditions (:func:`condition_bounds`) give the bounds.
+
+    >>> from deploysim.analysis.metrics import MetricDef, MetricSource
+    >>> q = 'sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))'
+    >>> stand_in_for(MetricDef("errors", MetricSource("prometheus", query=q), dialect="flagger", max=0.01))
+    (Check(metric='error_rate', max=0.01, min=None, stands_for='errors'), '')
+    >>> stand_in_for(MetricDef("ok", MetricSource("prometheus", query=q), success_condition="result[0] < 0.05"))[0].max
+    0.05
+    >>> stand_in_for(MetricDef("x", MetricSource("prometheus", query="up"), dialect="flagger", max=1))
+    (None, 'its query measures nothing the simulator models (error rate, latency, request rate)')
+    """
+    if metric.dialect == "flagger":
+        bounds: tuple[float | None, float | None] | None = (metric.min, metric.max)
+    else:
+        success, failure = metric.success_condition, metric.failure_condition
+        bounds = condition_bounds(success) if success else None
+        if bounds is None and failure:
+            bounds = condition_bounds(failure, failure=True)
+        if bounds is None:
+            return None, f"its condition {success or failure!r} is not a bound on result"
+    lo, hi = bounds
+    if simulated is not None:
+        measures: Measures | None = Measures(simulated)
+    else:
+        text = metric.source.query if metric.source.kind == "prometheus" else \
+            f"{metric.source.url} {metric.source.json_path or ''} {metric.name}"
+        measures = classify_query(str(text), web=metric.source.kind == "web")
+    if measures is None:
+        return None, "its query measures nothing the simulator models (error rate, latency, request rate)"
+    measures = read_bounds_as_percent(measures, lo, hi)
+    check = bounds_to_check(measures, lo, hi)
+    return Check(check.metric, max=check.max, min=check.min, stands_for=metric.name), measures.note

@@ -1,9 +1,11 @@
 """Metric providers: where a measurement of the two versions comes from.
 
-Every provider offers ``measure(start, end, metric=None) -> Measurement``, with ``start`` and
+Every provider offers ``measure(start, end, spec=None) -> Measurement``, with ``start`` and
 ``end`` in the provider's clock (epoch seconds for a cluster, simulated seconds for the
-simulator). Without ``metric`` it measures the standard window: requests, failed requests
-and latency percentiles per version, with per-bin series. A provider that cannot answer
+simulator), for the analysis ``spec``. A window source measures the standard window:
+requests, failed requests and latency percentiles per version, with per-bin series; on a
+cluster, :class:`~deploysim.providers.evaluate.AnalysisSources` adds the team's own metrics
+of the spec, each run against its source and judged as its controller would. A provider that cannot answer
 returns a Measurement with ``error`` set instead of raising, so the analysis run counts it
 toward ``consecutive_error_limit`` as Argo Rollouts does.
 
@@ -29,13 +31,12 @@ from deploysim.analysis.measurement import Measurement
 from deploysim.providers.http import HttpProbeProvider
 from deploysim.providers.prometheus import PrometheusProvider
 from deploysim.providers.simulated import SimulatedProvider
-from deploysim.providers.spec import KINDS, Metric, ProviderConfig
+from deploysim.providers.spec import KINDS, ProviderConfig
 
 __all__ = [
     "KINDS",
     "PROVIDERS",
     "HttpProbeProvider",
-    "Metric",
     "MetricProvider",
     "NoMetricsProvider",
     "PrometheusProvider",
@@ -48,8 +49,8 @@ __all__ = [
 class MetricProvider(Protocol):
     """What the drive loop and the analysis need of a metrics source."""
 
-    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
-        """Both versions over ``[start, end]``: the standard window, or ``metric``."""
+    def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
+        """Both versions over ``[start, end]`` for the analysis ``spec``."""
         ...
 
     def close(self) -> None:
@@ -69,7 +70,7 @@ class NoMetricsProvider:
     def from_config(cls, config: ProviderConfig, world: Any = None) -> NoMetricsProvider:
         return cls(config.reason)
 
-    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
+    def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         return Measurement(start, end, error=self.reason)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
-from deploysim.providers.spec import QUANTILES, VERSIONS, Metric, ProviderConfig, unsupported
+from deploysim.providers.spec import QUANTILES, VERSIONS, ProviderConfig
 
 
 class HttpProbeProvider:
@@ -77,9 +77,7 @@ class HttpProbeProvider:
             return True, math.nan
         return resp.status_code >= 500, self._clock() - t0
 
-    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
-        if metric is not None and metric.query is not None:
-            return unsupported("http probes", metric, start, end)
+    def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         versions = {}
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for version, url in self.urls.items():

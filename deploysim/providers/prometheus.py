@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ import tenacity
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.errors import PrometheusError
-from deploysim.providers.spec import QUANTILES, VERSIONS, Metric, ProviderConfig, unsupported
+from deploysim.providers.spec import QUANTILES, VERSIONS, ProviderConfig
 
 REQUESTS_METRIC = "deploysim_requests_total"
 DURATION_METRIC = "deploysim_request_duration_seconds"
@@ -117,6 +117,7 @@ class PrometheusProvider:
         token: str | None = None,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if step <= 0:
             raise ValueError(f"step: got {step!r}; must be more than 0 seconds")
@@ -131,7 +132,7 @@ class PrometheusProvider:
         self.backoff = backoff
         self._sleep = sleep
         # a bearer token goes in a header only, never in a message
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         self._client = client or httpx.Client(timeout=timeout)
         self._own_client = client is None
 
@@ -188,11 +189,16 @@ class PrometheusProvider:
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query: the ``result`` list (``metric`` labels and ``value``)."""
+        data = self.query_data(promql, at)
+        return list(data.get("result", [])) if isinstance(data, dict) else []
+
+    def query_data(self, promql: str, at: float | None = None) -> Any:
+        """An instant query's whole ``data`` (``resultType`` and ``result``), as a team
+        metric's verdict reads it; raises :class:`~deploysim.errors.PrometheusError`."""
         params = {"query": promql}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = self._get("/api/v1/query", params)
-        return list(data.get("result", [])) if isinstance(data, dict) else []
+        return self._get("/api/v1/query", params)
 
     def query_range(self, promql: str, start: float, end: float, step: float | None = None) -> list[dict[str, Any]]:
         """A range query: the ``result`` list (``metric`` labels and ``values``)."""
@@ -203,11 +209,10 @@ class PrometheusProvider:
 
     # -- the measurement ---------------------------------------------------------------------
 
-    def measure(self, start: float, end: float, metric: Metric | None = None) -> Measurement:
+    def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         """The standard window over ``[start, end]`` (epoch seconds); a failure is the
-        measurement's ``error``, never an exception."""
-        if metric is not None and metric.query is not None:
-            return unsupported(f"prometheus at {self.url}", metric, start, end)
+        measurement's ``error``, never an exception. Team metrics in ``spec`` are run by
+        :mod:`deploysim.providers.evaluate`, not here."""
         try:
             return self._measure(start, end)
         except PrometheusError as exc:

@@ -10,43 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from deploysim.analysis.measurement import Measurement
 from deploysim.errors import MetricsConfigError
 
 #: The versions every measurement holds, in the order judges read them.
 VERSIONS = ("stable", "candidate")
 #: The latency quantiles of a window: p50, p95, p99.
 QUANTILES = (0.50, 0.95, 0.99)
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric definition a provider evaluates per version.
-
-    ``name`` is how checks refer to it; ``query`` is the source's own text (a PromQL
-    expression for Prometheus, a URL for a web source) and ``json_path`` where a web
-    source's answer holds the value. A provider called with no metric measures the
-    standard window: requests, failed requests and latency percentiles per version.
-
-    >>> Metric("error_rate").query is None
-    True
-    """
-
-    name: str
-    query: str | None = None
-    json_path: str | None = None
-
-
-def unsupported(source: str, metric: Metric, start: float, end: float) -> Measurement:
-    """The answer of a provider that measures only the standard window to a metric with a
-    query of its own: a provider error the analysis counts and the record keeps, naming the
-    metric and the source."""
-    return Measurement(
-        start,
-        end,
-        error=(f"{source}: metric {metric.name!r} has a query of its own ({metric.query!r}); "
-               f"this source measures only the standard window (requests, failures, latency)"),
-    )
 
 
 #: The kinds of metrics source :func:`deploysim.providers.provider_for` builds.

@@ -5,11 +5,14 @@ traffic router behind its ``TrafficRoutingReconciler`` (``SetWeight``, ``VerifyW
 
 - ``service-selector`` (:mod:`.service_selector`): blue-green, the active Service's selector;
 - ``replica-ratio`` (:mod:`.replica_ratio`): no router, the share of ready endpoints;
-- ``gateway-httproute`` (:mod:`.gateway_httproute`): a Gateway API HTTPRoute's weights.
+- ``gateway-httproute`` (:mod:`.gateway_httproute`): a Gateway API HTTPRoute's weights;
+- ``nginx-ingress`` (:mod:`.nginx_ingress`): a canary Ingress's ``canary-weight`` beside the
+  stable Ingress (NGINX Ingress canary annotations).
 
 :data:`ROUTERS` holds them by name; :data:`ROUTING` says which serves each of the plan's
 routing modes (:data:`deploysim.plan.RoutingMode`). A new router is one module, a line in
-each table and its table tests.
+each table and its table tests. A plan with exact weights names its router (``Plan.router``);
+without one it is the Gateway API HTTPRoute.
 
 >>> sorted(ROUTING.items())
 [('active', 'service-selector'), ('replica_ratio', 'replica-ratio'), ('router', 'gateway-httproute')]
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 
 from deploysim.routers.gateway_httproute import GatewayHTTPRouteRouter
 from deploysim.routers.names import Note, RouteNames, ignore
+from deploysim.routers.nginx_ingress import NginxIngressRouter
 from deploysim.routers.replica_ratio import ReplicaRatioRouter
 from deploysim.routers.service_selector import ServiceSelectorRouter
 
@@ -29,6 +33,7 @@ __all__ = [
     "ROUTERS",
     "ROUTING",
     "GatewayHTTPRouteRouter",
+    "NginxIngressRouter",
     "Note",
     "ReplicaRatioRouter",
     "RouteNames",
@@ -70,6 +75,7 @@ ROUTERS: dict[str, Callable[[Any, RouteNames, Note], TrafficRouter]] = {
     ServiceSelectorRouter.name: ServiceSelectorRouter.build,
     ReplicaRatioRouter.name: ReplicaRatioRouter.build,
     GatewayHTTPRouteRouter.name: GatewayHTTPRouteRouter.build,
+    NginxIngressRouter.name: NginxIngressRouter.build,
 }
 
 #: the plan's routing mode -> the router that carries it out on a cluster

@@ -246,7 +246,7 @@ class RollingParameters(RunbookParameters):
 class CanaryParameters(RunbookParameters):
     runbook: ClassVar[str] = "canary"
     strategy_kind: ClassVar[str] = "canary"
-    knobs: ClassVar[dict[str, str]] = {"traffic_router": "traffic_router"}
+    knobs: ClassVar[dict[str, str]] = {"traffic_router": "traffic_router", "router": "router"}
 
     steps: list[Any] | None = _p(
         None, "all steps, Argo style: [{set_weight: 10}, {pause: 1m}, {analysis: true}]; None: the scenario's",
@@ -259,6 +259,9 @@ class CanaryParameters(RunbookParameters):
     step_analysis: bool = _p(True, "analyse after each pause; False drops the analysis steps", "bool", "strategy")
     manual_gate: bool = _p(
         False, "wait for approval (see approve) before the final 100% step", "bool", "strategy")
+    router: Literal["gateway-httproute", "nginx-ingress"] | None = _p(
+        None, "with a traffic router on a cluster: gateway-httproute (an HTTPRoute) or nginx-ingress "
+        "(a canary Ingress beside the stable one, named by route)", "Optional[str]", "strategy")
     traffic_router: bool | None = _p(
         None, "exact weights through a router; False: weight by replica share", "Optional[bool]", "strategy")
 

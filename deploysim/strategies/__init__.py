@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from deploysim.plan import AnalysisSpec, Check, Plan, Step
@@ -27,8 +28,32 @@ def analysis_spec(analysis: Analysis, name: str = "analysis", count: int | None 
         min_requests=analysis.min_requests,
         judge=analysis.judge,
         dry_run=analysis.dry_run,
-        checks=tuple(Check(metric=c.metric, max=c.max, min=c.min) for c in analysis.checks),
+        **_checks(analysis, name),
     )
+
+
+def _checks(analysis: Analysis, name: str) -> dict[str, Any]:
+    """The checks of an analysis block: built-in ones, and for each team metric its
+    definition with the simulated check that stands in for it (or a note why none does)."""
+    from deploysim.analysis.metrics import metric_from_mapping
+    from deploysim.manifests.queries import stand_in_for
+
+    checks: list[Check] = []
+    metrics = []
+    notes = []
+    for i, c in enumerate(analysis.checks):
+        if not c.own:
+            checks.append(Check(metric=str(c.metric), max=c.max, min=c.min))
+            continue
+        fields = c.model_dump(exclude_none=True, exclude={"metric"})
+        metric = metric_from_mapping(fields, f"analysis.checks[{i}]")
+        stand_in, why = stand_in_for(metric, c.metric)
+        if stand_in is None:
+            notes.append(f"metric {metric.name}: {why}")
+        else:
+            checks.append(stand_in)
+        metrics.append(replace(metric, stand_in=stand_in.describe() if stand_in else f"nothing: {why}"))
+    return {"checks": tuple(checks), "metrics": tuple(metrics), "not_simulated": tuple(notes)}
 
 
 def background_analysis(scenario: Scenario) -> AnalysisSpec:

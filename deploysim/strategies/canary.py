@@ -75,6 +75,7 @@ def compile_canary(scenario) -> Plan:  # noqa: ANN001
         replicas=scenario.replicas,
         steps=canary_steps(scenario),
         routing="router" if s.traffic_router else "replica_ratio",
+        router=s.router if s.traffic_router else None,
         max_surge=s.max_surge,
         max_unavailable=s.max_unavailable,
         min_ready_seconds=s.min_ready_seconds,

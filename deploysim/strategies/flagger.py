@@ -37,6 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 from deploysim import plan as steps
+from deploysim.analysis.metrics import MetricDef
 from deploysim.plan import AnalysisSpec, Check, Plan
 from deploysim.rules.deployment import (
     DEFAULT_MAX_SURGE,
@@ -122,6 +123,7 @@ def flagger_plan(
     step_weight_promotion: int = 0,
     checks: Sequence[Check] = (),
     not_simulated: Sequence[str] = (),
+    metrics: Sequence[MetricDef] = (),
     kubernetes: bool = False,
     gates: Sequence[str] = (),
     name: str = "canary",
@@ -146,7 +148,8 @@ def flagger_plan(
                     max_surge=max_surge, max_unavailable=max_unavailable, **common)
     spec = AnalysisSpec(name=name, interval=interval, count=1, failure_limit=max(threshold, 1) - 1,
                         consecutive_error_limit=max(threshold, 1), judge=judge, checks=tuple(checks),
-                        not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET)
+                        not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET,
+                        metrics=tuple(metrics))
     sequence: list[steps.Step] = []
     if "confirm-rollout" in gates:
         sequence.append(steps.Pause(None))

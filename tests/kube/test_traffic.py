@@ -44,6 +44,8 @@ from deploysim.kube.traffic import (
     start_exporter,
     user_backends,
 )
+from deploysim.routers.names import RouteNames
+from deploysim.routers.nginx_ingress import NginxIngressRouter, canary_ingress_name
 from deploysim.scenario import Scenario, load_scenario
 
 APP = n.APP_LABEL
@@ -112,12 +114,88 @@ def test_user_backends(services, httproute, expected) -> None:
     assert [(b.name, b.share, b.pods, b.version) for b in got] == expected
 
 
+def ingress(name: str, backend: str, path: str = "/", host: str | None = "shop.example", **annotations: str) -> dict:
+    rule = {"http": {"paths": [{"path": path, "pathType": "Prefix",
+                                "backend": {"service": {"name": backend, "port": {"number": 80}}}}]}}
+    return {"metadata": {"name": name, "annotations": annotations},
+            "spec": {"rules": [rule | ({"host": host} if host else {})]}}
+
+
+def canary_ing(weight: str | None = "30", canary: str = "true", name: str = "s-s-canary", **kw: str) -> dict:
+    ann = {"nginx.ingress.kubernetes.io/canary": canary} | (
+        {"nginx.ingress.kubernetes.io/canary-weight": weight} if weight is not None else {})
+    return ingress(name, "s-green", **kw, **ann)
+
+
+UPSTREAM = "shop-s-green-80"  # ingress-nginx's upstream of Service s-green port 80 in namespace shop
+
+
+@pytest.mark.parametrize(
+    ("ingresses", "httproute", "expected"),
+    [
+        # the stable Ingress alone: all of it to its backend
+        ([ingress("s", "s-blue")], None, [("s-blue", 1.0, ("b1", "b2"), "stable", "")]),
+        # a canary Ingress at 30 of 100 beside it
+        ([ingress("s", "s-blue"), canary_ing()], None,
+         [("s-blue", 0.7, ("b1", "b2"), "stable", ""), ("s-green", 0.3, ("g1",), "candidate", UPSTREAM)]),
+        # canary "false" or no canary annotation: not a canary, all to stable
+        ([ingress("s", "s-blue"), canary_ing(canary="false")], None, [("s-blue", 1.0, ("b1", "b2"), "stable", "")]),
+        ([ingress("s", "s-blue"), ingress("s-s-canary", "s-green")], None,
+         [("s-blue", 1.0, ("b1", "b2"), "stable", "")]),
+        # a canary with no weight: 0 (listed, so its series exist), all to stable
+        ([ingress("s", "s-blue"), canary_ing(weight=None)], None,
+         [("s-blue", 1.0, ("b1", "b2"), "stable", ""), ("s-green", 0.0, ("g1",), "candidate", UPSTREAM)]),
+        # out of canary-weight-total, when above 100
+        ([ingress("s", "s-blue"), canary_ing("300", **{"nginx.ingress.kubernetes.io/canary-weight-total": "1000"})],
+         None, [("s-blue", 0.7, ("b1", "b2"), "stable", ""), ("s-green", 0.3, ("g1",), "candidate", UPSTREAM)]),
+        # a canary for another host or path is not this location's
+        ([ingress("s", "s-blue"), ingress("c", "s-green", host="other", **{
+            "nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "50"})], None,
+         [("s-blue", 1.0, ("b1", "b2"), "stable", "")]),
+        ([ingress("s", "s-blue"), ingress("c", "s-green", path="/api", **{
+            "nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "50"})], None,
+         [("s-blue", 1.0, ("b1", "b2"), "stable", "")]),
+        # the pairing is by host and path, whatever the canary's name
+        ([canary_ing("40", name="whatever"), ingress("s", "s-blue")], None,
+         [("s-blue", 0.6, ("b1", "b2"), "stable", ""), ("s-green", 0.4, ("g1",), "candidate", UPSTREAM)]),
+        # an HTTPRoute takes precedence, as before
+        ([ingress("s", "s-blue"), canary_ing()], route(("s-blue", 90), ("s-green", 10)),
+         [("s-blue", 0.9, ("b1", "b2"), "stable", None), ("s-green", 0.1, ("g1",), "candidate", None)]),
+        # a canary with no stable Ingress: users reach Service S
+        ([canary_ing()], None, [("s", 1.0, ("b1", "b2", "g1"), "stable", None)]),
+        # a stable Ingress with no path to a Service: users reach nothing
+        ([{"metadata": {"name": "s"}, "spec": {"defaultBackend": {"resource": {"kind": "Bucket", "name": "b"}}}}],
+         None, [("", 1.0, (), "stable", None)]),
+    ],
+)
+def test_user_backends_through_ingresses(ingresses, httproute, expected) -> None:
+    got = user_backends("s", PODS, SVCS, httproute, "app:2", ingresses=ingresses, namespace="shop")
+    assert [(b.name, pytest.approx(b.share), b.pods, b.version, b.entry and b.entry.canary) for b in got] == expected
+    for b in got:
+        if b.entry is not None:  # every request of the location carries the stable Ingress and its Service
+            assert (b.entry.ingress, b.entry.service, b.entry.host, b.entry.path) == ("s", "s-blue", "shop.example", "/")
+
+
+def test_the_stable_ingress_is_named_apart_from_the_service() -> None:
+    ings = [ingress("web", "s-blue"), canary_ing("50", name="web-canary")]
+    got = user_backends("s", PODS, SVCS, None, "app:2", ingresses=ings, ingress="web", namespace="shop")
+    assert [(b.name, b.share, b.entry.ingress) for b in got] == [("s-blue", 0.5, "web"), ("s-green", 0.5, "web")]
+    # a rule without a host is ingress-nginx's catch-all server "_"
+    (b,) = user_backends("s", PODS, SVCS, None, "app:2", ingresses=[ingress("s", "s-blue", host=None)])
+    assert b.entry.host == "_"
+    # flows carry the Service and the location; selected pods include the ones not ready
+    assert [(f.pod, f.backend, f.entry.canary) for f in plan_flows(got, None, 100.0, 0.0, {"b1": "stable",
+            "b2": "stable", "g1": "candidate"})] == [("b1", "s-blue", ""), ("b2", "s-blue", ""),
+                                                     ("g1", "s-green", "shop-s-green-80")]
+    assert got[1].selected == ("g1", "g2")
+
+
 def test_a_backend_with_no_ready_pod_is_charged_to_the_version_it_selects() -> None:
     pods = [pod("g1", "app:2", ready=False, slot="green"), pod("g2", "app:2", ready=False, slot="green")]
     (b,) = user_backends("s", pods, SVCS, route(("s-green", 1)), "app:2")
     assert (b.pods, b.version) == ((), "candidate")
     flows = plan_flows([b], None, 100.0, 0.0, {})
-    assert flows == [Flow(None, "candidate", "user", 100.0)]
+    assert flows == [Flow(None, "candidate", "user", 100.0, "s-green")]
 
 
 def test_flows_split_evenly_and_preview_waits_for_the_switch() -> None:
@@ -299,6 +377,18 @@ def test_the_exporter_serves_its_registry_and_frees_the_port() -> None:
         s.bind(("127.0.0.1", ex.port))
         s.listen()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("deploysim-traffic")]
+
+
+def test_ingresses_it_may_not_list_are_none_said_once() -> None:
+    class Refusing:
+        def list_namespaced_ingress(self, namespace: str, **kw: object) -> None:
+            raise ApiException(status=403, reason="Forbidden")
+
+    ex = Exporter(scenario(), client.ApiClient(), client.ApiClient(), service="s")
+    ex._networking = Refusing()
+    assert ex._list_ingresses() == [] and ex._list_ingresses() == []
+    assert list(ex.errors) == ["listing Ingresses in namespace 'default': HTTP 403 Forbidden; users are routed "
+                               "as if there were none"]
 
 
 # --- against a real cluster -------------------------------------------------------------------
@@ -499,6 +589,56 @@ def test_httproute_weights_then_preview_traffic(kube) -> None:
     assert preview / (t2 - t1) == pytest.approx(100, rel=0.25)
     assert user_c == 0
     assert total(s2, "deploysim_candidate_weight") == 0
+
+
+@pytest.mark.cluster
+def test_nginx_canary_ingress_set_by_the_router_splits_users(kube) -> None:
+    info, api = kube
+    s = "ingressed"
+    deployment(api, n.slot_deployment(s, "blue"), s, "app:1", 2, "blue")
+    deployment(api, n.slot_deployment(s, "green"), s, "app:2", 2, "green")
+    service(api, s, n.selector(s))
+    for slot in n.SLOTS:
+        service(api, n.slot_service(s, slot), n.selector(s, slot))
+    networking = client.NetworkingV1Api(api)
+    networking.create_namespaced_ingress("default", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": s},
+        "spec": {"rules": [{"host": "shop.example", "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": n.slot_service(s, "blue"), "port": {"number": 80}}}}]}}]}})
+    router = NginxIngressRouter.build(api, RouteNames("default", s, s, "blue", "green", "app:2", run_id="t1"))
+    router.set_weight(30)
+    # read back from the API server: the canary Ingress as stored
+    assert router.observed_weight() == pytest.approx(30.0)
+    stored = networking.read_namespaced_ingress(canary_ingress_name(s, s), "default")
+    assert stored.metadata.annotations["nginx.ingress.kubernetes.io/canary-weight"] == "30"
+    assert stored.spec.rules[0].http.paths[0].backend.service.name == n.slot_service(s, "green")
+    wait_for("4 ready pods", lambda: ready_pods(api, s) == 4)
+    sc = scenario(f"service={s}", "traffic.rps=1000")
+    with start_exporter(sc, kubeconfig=info.kubeconfig, tick=0.25) as ex:
+        wait_for("flows to the canary", lambda: any(f.version == "candidate" for f in ex.flows))
+        t1, s1 = scrape(ex.url)
+        time.sleep(3)
+        t2, s2 = scrape(ex.url)
+
+    def served(name: str, **match: str) -> float:
+        return total(s2, name, **match) - total(s1, name, **match)
+
+    cand = served("deploysim_requests_total", version="candidate", route="user")
+    users = served("deploysim_requests_total", route="user")
+    # given their number, the candidate's requests are binomial(users, 0.3): 6 sigma cannot fail by chance;
+    # the share of ready pods (the replica ratio) would be 0.5
+    assert users > 2000
+    assert cand / users == pytest.approx(0.3, abs=6 * math.sqrt(0.3 * 0.7 / users))
+    # the same requests in the real-shaped families: the canary's by its upstream, the candidate's
+    # pods by their Deployment (the ReplicaSet owner of each pod)
+    assert served("nginx_ingress_controller_requests", ingress=s, canary=f"default-{s}-green-80") == cand
+    assert served("nginx_ingress_controller_requests", ingress=s, canary="") == users - cand
+    assert served("istio_requests_total", reporter="destination",
+                  destination_workload=n.slot_deployment(s, "green")) == cand
+    assert served("http_requests_total", version="candidate") == cand
+    router.reset()
+    assert router.observed_weight() == 0.0
 
 
 @pytest.mark.cluster

@@ -2,8 +2,8 @@
 
 Three threads until ``stop()``: a pod watch (list, then watch from its resourceVersion, and
 list again on 410 Gone, as client-go's Reflector does in ``ListAndWatch``), a tick loop
-(read the Services and the HTTPRoute, route, draw, count) and prometheus_client's HTTP server
-over a private registry on 127.0.0.1.
+(read the Services, the HTTPRoute and the Ingresses, route, draw, count) and
+prometheus_client's HTTP server over a private registry on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from deploysim.errors import ClusterError, DeploysimError
 from deploysim.kube import naming
+from deploysim.kube.traffic.families import sample_flows
 from deploysim.kube.traffic.metrics import Metrics
 from deploysim.kube.traffic.routing import (
     VERSIONS,
     Flow,
     PodView,
     candidate_weight,
+    expected_flows,
     plan_flows,
     pod_view,
     preview_backend,
@@ -33,7 +35,7 @@ from deploysim.kube.traffic.routing import (
     user_backends,
     version_of,
 )
-from deploysim.kube.traffic.sampling import outage_rate, sample_tick
+from deploysim.kube.traffic.sampling import outage_rate
 from deploysim.scenario import Scenario, load_scenario
 from deploysim.sim.traffic import TrafficShape
 
@@ -76,6 +78,7 @@ class Exporter:
         port: int = 0,
         tick: float = 0.5,
         route: str | None = None,
+        ingress: str | None = None,
     ) -> None:
         from kubernetes import client
 
@@ -84,6 +87,7 @@ class Exporter:
         self.scenario = scenario
         self.service = service or scenario.service
         self.route_name = route or self.service  # the HTTPRoute, when one splits the traffic
+        self.ingress_name = ingress or self.route_name  # the stable Ingress, when users come in by one
         self.namespace = namespace
         self.tick = tick
         self.port = port
@@ -91,9 +95,12 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.registry.register(self.metrics)
         self.rng = np.random.default_rng(scenario.seed)
+        # the real-shaped families' own draws, so the deploysim_* draws are what they were
+        self.real_rng = np.random.default_rng([scenario.seed, 1])
         self.shape = TrafficShape(scenario.traffic)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._networking = client.NetworkingV1Api(api_client)
         self._watch_core = client.CoreV1Api(watch_client)
         self._clients = (api_client, watch_client)
         self._pods: dict[str, PodView] = {}
@@ -104,6 +111,8 @@ class Exporter:
         self._server: Any = None
         self._services: dict[str, dict[str, str] | None] = {}
         self._route: dict[str, Any] | None = None
+        self._ingresses: list[dict[str, Any]] = []
+        self._ingresses_unread = False  # listing them was refused (said once)
         self._listed_version: str | None = None
         self.error_count = 0
         self.flows: list[Flow] = []
@@ -260,14 +269,33 @@ class Exporter:
                 if exc.status != 404:  # 404: no HTTPRoute, or no Gateway API installed
                     raise
                 route = None
+            ingresses = self._list_ingresses()
             self._route = route
             self._services = services
+            self._ingresses = ingresses
         except Exception as exc:
             if strict:
                 raise ClusterError(
                     f"cannot read Services in namespace {self.namespace!r}: {api_reason(exc)}"
                 ) from None
             self._warn(f"reading routing: {api_reason(exc)}")
+
+    def _list_ingresses(self) -> list[dict[str, Any]]:
+        """The namespace's Ingresses in their JSON form; none when they may not be listed (once said)."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            listed = self._networking.list_namespaced_ingress(self.namespace, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise
+            if not self._ingresses_unread:
+                self._warn(f"listing Ingresses in namespace {self.namespace!r}: {api_reason(exc)}; "
+                           "users are routed as if there were none")
+            self._ingresses_unread = True
+            return []
+        serialize = self._clients[0].sanitize_for_serialization
+        return [serialize(i) for i in listed.items]
 
     def _warn(self, message: str) -> None:
         self.errors.append(message)
@@ -294,13 +322,16 @@ class Exporter:
         user_rps = self.shape.requests(a, b) / seconds if seconds > 0 else 0.0
         versions = {p.name: version_of(p.image, sc.candidate.image) for p in pods}
         backends = user_backends(
-            self.service, pods, self._services, self._route, sc.candidate.image
+            self.service, pods, self._services, self._route, sc.candidate.image,
+            ingresses=self._ingresses, ingress=self.ingress_name, namespace=self.namespace,
         )
         preview = preview_backend(self.service, pods, self._services, sc.candidate.image)
         flows = plan_flows(backends, preview, user_rps, sc.strategy.preview_rps, versions)
-        tick = sample_tick(self.rng, sc, flows, seconds, outage_rate(sc, b))
+        tick, draws = sample_flows(self.rng, sc, flows, seconds, outage_rate(sc, b))
+        real = self.metrics.real.prepare(flows, draws, {p.name: p for p in pods}, self.real_rng,
+                                         expected_flows(backends, preview, versions))
         self.metrics.add(
-            tick, ready=ready_pods(pods, versions), weight=candidate_weight(flows)
+            tick, ready=ready_pods(pods, versions), weight=candidate_weight(flows), real=real
         )
         self.flows = flows
         self.history.append((now, self.metrics.totals()))
@@ -342,12 +373,14 @@ def start_exporter(
     tick: float = 0.5,
     register: str | None = None,
     route: str | None = None,
+    ingress: str | None = None,
 ) -> Exporter:
     """Start the exporter in background threads and return it once it serves.
 
     ``scenario`` is a Scenario, a scenario file, or None for the built-in one (``overrides``
     apply to files and the built-in one). ``register`` names a local cluster whose
     Prometheus should scrape the exporter (see localcluster.add_prometheus_target).
+    ``route`` names the HTTPRoute and ``ingress`` the stable Ingress (default: the route's name).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
@@ -357,7 +390,7 @@ def start_exporter(
     try:
         exporter = Exporter(
             scenario, api, watch_api, namespace=namespace, service=service, port=port, tick=tick,
-            route=route,
+            route=route, ingress=ingress,
         ).start()
     except BaseException as exc:
         api.close()

@@ -3,7 +3,9 @@
 The exporter keeps its own totals and yields them as metric families at each scrape (the
 library's custom-collector pattern for pre-aggregated data): a tick adds many observations
 per bucket at once, which ``Histogram.observe`` cannot, and one lock over every family keeps
-a scrape whole, so ``deploysim_traffic_seconds_total`` always matches the counts beside it.
+a scrape whole, so ``deploysim_traffic_seconds_total`` always matches the counts beside it,
+and the real-shaped families (:mod:`~deploysim.kube.traffic.families`: Istio's,
+ingress-nginx's, ``http_requests_total``) match the ``deploysim_*`` ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from deploysim.kube.traffic.families import Families, Store
 from deploysim.kube.traffic.routing import ROUTES, VERSIONS
 from deploysim.kube.traffic.sampling import BUCKETS, CODES, TickCounts
 
@@ -50,15 +53,20 @@ class Metrics:
         self.ready = dict.fromkeys(VERSIONS, 0)
         self.weight = 0.0
         self.seconds = 0.0
+        self.real = Families(service, namespace)
 
     def add(
         self,
         tick: TickCounts,
         ready: Mapping[str, int] | None = None,
         weight: float | None = None,
+        real: Store | None = None,
     ) -> None:
-        """Count a tick's requests, and set the gauges to the state it was drawn in."""
+        """Count a tick's requests, and set the gauges to the state it was drawn in; ``real``:
+        the same requests in the real-shaped families (``Families.prepare``)."""
         with self.lock:
+            if real is not None:
+                self.real.add(real)
             for (version, route), counts in tick.codes.items():
                 for code, count in zip(CODES, counts, strict=True):
                     self.requests[(version, code, route)] += int(count)
@@ -113,4 +121,5 @@ class Metrics:
                 ready.add_metric([*where, v], self.ready[v])
             weight.add_metric(where, self.weight)
             seconds.add_metric(where, self.seconds)
-        yield from (requests, duration, ready, weight, seconds)
+            real = list(self.real.collect())
+        yield from (requests, duration, ready, weight, seconds, *real)
