@@ -394,7 +394,9 @@ def _take_measurements(c: _Ctx) -> None:
             if spec.failure_budget is not None:
                 c.s["failed_checks"] = {**(c.s.get("failed_checks") or {}), spec.failure_budget: run["failed"]}
             last = run["measurements"][-1]
-            c.decide("measure", f"{name}: {last['phase']} ({last['reason']})", **last["values"])
+            # the team metrics measured (query as sent, raw answer, value, verdict) go with it
+            extra = {"metrics": last["metrics"]} if last.get("metrics") else {}
+            c.decide("measure", f"{name}: {last['phase']} ({last['reason']})", **last["values"], **extra)
             if key == "background" and run["phase"] in (FAILED, ERROR, INCONCLUSIVE):
                 _analysis_ended(c, run)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deploysim.errors import DeploysimError
-from deploysim.record import SUMMARY_KEYS
+from deploysim.record import SUMMARY_KEYS, measurement_rows
 from deploysim.scenario import format_duration
 from deploysim.trail import find_runs, is_run_folder, read_record
 
@@ -77,6 +77,8 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def _values(values: dict[str, Any]) -> str:
     shown = []
     for key, value in values.items():
+        if key == "metrics":
+            continue  # listed under measurements
         if isinstance(value, float):
             value = f"{value:.4g}"
         shown.append(f"{key}={value}")
@@ -104,6 +106,14 @@ def show_run(folder: Path) -> str:
         rows.append({"at": f"{d['at']:.1f}", "step": d["step"] + 1 if d["step"] >= 0 else "-",
                      "kind": d["kind"], "reason": d["reason"], "values": _values(d.get("values") or {})})
     lines.append(format_rows(rows, ["at", "step", "kind", "reason", "values"]) if rows else "  (none)")
+    measured = measurement_rows(data.get("decisions", []))
+    if measured:
+        lines += ["", "measurements (each team metric: the query as sent, the raw answer, the value):"]
+        for m in measured:
+            lines.append(f"  {m['at']:.1f}  {m['analysis']}  {m['metric']}: {m['phase']} value={m['value'] or '-'}"
+                         f"  ({m['message']})")
+            lines.append(f"        query: {m['query']}")
+            lines.append(f"        raw:   {m['raw'] or '-'}")
     return "\n".join(lines)
 
 

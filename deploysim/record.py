@@ -419,3 +419,30 @@ def build_record(
         scenario=scenario.to_data(),
         status=status,
     )
+
+
+#: what a table of team-metric measurements shows, one row per metric per measurement
+MEASUREMENT_COLUMNS = ("at", "step", "analysis", "metric", "phase", "value", "query", "raw", "message")
+
+
+def measurement_rows(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every team metric measured in a run, from its ``measure`` decisions: when, which
+    analysis, the query as sent (substituted, redacted), the raw answer, the value and the
+    verdict. Empty for a run whose analyses judged only built-in checks (and in rehearsal,
+    where stand-ins are judged).
+
+    >>> d = {"at": 30.0, "step": 2, "kind": "measure", "reason": "step-3: Failed (...)",
+    ...      "values": {"metrics": [{"name": "success-rate", "phase": "Failed", "value": "[0.7]",
+    ...                              "query": "sum(x)", "raw": "{}", "message": "fails"}]}}
+    >>> [(r["analysis"], r["metric"], r["value"]) for r in measurement_rows([d])]
+    [('step-3', 'success-rate', '[0.7]')]
+    """
+    rows = []
+    for d in decisions:
+        metrics = (d.get("values") or {}).get("metrics") if d.get("kind") == "measure" else None
+        for m in metrics or []:
+            rows.append({"at": d["at"], "step": d["step"] + 1 if d["step"] >= 0 else None,
+                         "analysis": d["reason"].split(":", 1)[0], "metric": m.get("name"),
+                         "phase": m.get("phase"), "value": m.get("value"), "query": m.get("query"),
+                         "raw": m.get("raw"), "message": m.get("message")})
+    return rows

@@ -107,6 +107,9 @@ else 'rolled back, failed or paused'} — the last cell raises after the record 
         new_code_cell("folder = run.start()\nrecord = run.execute()"),
         new_markdown_cell("## Plots"),
         new_code_cell("run.plot()"),
+        new_markdown_cell("## Measurements\n\nEach team metric as measured: the query as sent (secrets redacted), "
+                          "the raw answer, the value and the verdict."),
+        new_code_cell("run.measurements()"),
         new_markdown_cell("## Record\n\n`record.json`, `timeline.csv`, `summary.json` in the audit folder; "
                           "the structured result below is `application/vnd.deploysim.record.v1+json`."),
         new_code_cell("outcome = run.finish()"),

@@ -127,3 +127,30 @@ def test_unknown_and_ambiguous_runs_are_errors(trails, capsys) -> None:  # noqa:
     with pytest.raises(Exception, match="ambiguous"):
         resolve_run("canary", record_dir)
     assert cli("runs", "list", str(record_dir / "empty")) == (0, f"no runs in {record_dir / 'empty'}/\n")
+
+
+def test_runs_show_lists_each_team_metric_with_its_query_raw_answer_and_value(trails, tmp_path) -> None:  # noqa: ANN001
+    import json
+    import shutil
+
+    _, folders = trails
+    folder = tmp_path / folders["bad"].name
+    shutil.copytree(folders["bad"], folder)
+    data = json.loads((folder / "record.json").read_text())
+    sent = 'sum(irate(istio_requests_total{destination_service=~"web-green.shop.svc.cluster.local"}[5m]))'
+    data["decisions"].append({"at": 95.0, "step": 2, "kind": "measure", "reason": "step-3: Failed (...)",
+                              "values": {"success-rate": 0.7, "metrics": [
+                                  {"name": "success-rate", "phase": "Failed", "value": "[0.7]", "number": 0.7,
+                                   "query": sent, "raw": '{"resultType":"vector","result":[]}',
+                                   "message": "result [0.7] fails successCondition result[0] >= 0.95"}]}})
+    (folder / "record.json").write_text(json.dumps(data))
+    code, out = cli("runs", "show", str(folder))
+    assert code == 0
+    lines = out.splitlines()
+    i = lines.index("measurements (each team metric: the query as sent, the raw answer, the value):")
+    assert "step-3  success-rate: Failed value=[0.7]" in lines[i + 1] and "fails successCondition" in lines[i + 1]
+    assert lines[i + 2].strip() == f"query: {sent}"
+    assert lines[i + 3].strip().startswith('raw:   {"resultType":"vector"')
+    # the list of metrics is not squeezed into the decision's values column
+    measure = next(line for line in lines if "step-3: Failed (...)" in line)
+    assert "metrics=" not in measure and "success-rate=0.7" in measure

@@ -30,11 +30,20 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, make_dataclass
-from decimal import Decimal
 from functools import lru_cache
-from numbers import Integral, Real
 from typing import Any
 
+from deploysim.analysis.govalues import (
+    GO_TYPES,
+    arithmetic,
+    equal,
+    go_sprint,
+    go_type,
+    is_number,
+    kind,
+    mismatched_types,
+    parse_go_float,
+)
 from deploysim.errors import DeploysimError
 
 MAX_LENGTH = 2000  # characters in an expression
@@ -45,84 +54,6 @@ MAX_STRING = 1_000_000  # characters in a string built with +
 
 class ExprError(DeploysimError):
     """An expression cannot be compiled or evaluated; Argo makes any of these an Error phase."""
-
-
-_GO_TYPES = {"int": "int", "float": "float64", "string": "string", "bool": "bool", "nil": "<nil>",
-             "array": "[]interface {}", "map": "map[string]interface {}", "any": "interface {}"}
-
-
-def kind(value: Any) -> str:
-    """The expr type of a value: nil, bool, int, float, string, array, map (or unknown)."""
-    if value is None:
-        return "nil"
-    for name, types in (("bool", bool), ("int", Integral), ("float", Real), ("string", str),
-                        ("map", Mapping), ("array", list | tuple)):
-        if isinstance(value, types):
-            return name
-    return "unknown"
-
-
-def go_type(value: Any) -> str:
-    """Go's ``%T`` of the value as expr holds it: ``go_type(0.5) == 'float64'``."""
-    return _GO_TYPES.get(kind(value), type(value).__name__)
-
-
-def go_format_float(x: float, verb: str = "f") -> str:
-    """Go's ``strconv.FormatFloat(x, verb, -1, 64)``: shortest digits, ``verb`` f, e or g.
-
-    >>> [go_format_float(v) for v in (0.99, 10.0, 1e-7, float("nan"), float("-inf"))]
-    ['0.99', '10', '0.0000001', 'NaN', '-Inf']
-    >>> [go_format_float(v, "g") for v in (100000.0, 1e6, 1e-5, 0.0001)]
-    ['100000', '1e+06', '1e-05', '0.0001']
-    """
-    if math.isnan(x) or math.isinf(x):
-        return "NaN" if math.isnan(x) else "+Inf" if x > 0 else "-Inf"
-    sign, digit_tuple, exponent = Decimal(repr(float(x))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    point, neg = (len(digit_tuple) + int(exponent) if digits != "0" else 1), "-" if sign else ""
-    if verb == "g":  # shortest %g turns to %e outside 1e-4 <= |x| < 1e6
-        verb = "f" if -4 <= point - 1 < 6 else "e"
-    if verb == "e":
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{neg}{mantissa}e{'-' if point < 1 else '+'}{abs(point - 1):02d}"
-    if point <= 0:
-        return f"{neg}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{neg}{digits}{'0' * (point - len(digits))}"
-    return f"{neg}{digits[:point]}.{digits[point:]}"
-
-
-def go_sprint(value: Any) -> str:
-    """Go's ``fmt.Sprintf("%v", value)``, as expr's ``string()`` gives it.
-
-    >>> go_sprint([1, 0.5, "a", None, True]), go_sprint({"b": 1e6, "a": 2})
-    ('[1 0.5 a <nil> true]', 'map[a:2 b:1e+06]')
-    """
-    k = kind(value)
-    if k in ("nil", "bool", "float"):
-        return "<nil>" if value is None else str(value).lower() if k == "bool" else go_format_float(value, "g")
-    if k == "array":
-        return "[" + " ".join(go_sprint(v) for v in value) + "]"
-    if k == "map":
-        return "map[" + " ".join(f"{key}:{go_sprint(value[key])}" for key in sorted(value)) + "]"
-    return str(value)
-
-
-def parse_go_float(text: str) -> float:
-    """Go's ``strconv.ParseFloat(text, 64)``: no spaces or ``_``, and out of range is an error.
-
-    >>> parse_go_float("0.5"), parse_go_float("+Inf"), parse_go_float("NaN")
-    (0.5, inf, nan)
-    """
-    try:
-        if text != text.strip() or "_" in text:
-            raise ValueError
-        value = float(text)
-    except ValueError:
-        raise ValueError(f'strconv.ParseFloat: parsing "{text}": invalid syntax') from None
-    if math.isinf(value) and not re.fullmatch(r"[+-]?(?i:inf|infinity)", text):
-        raise ValueError(f'strconv.ParseFloat: parsing "{text}": value out of range')
-    return value
 
 
 # ---------------------------------------------------------------- tokens, nodes, operators
@@ -271,8 +202,8 @@ class _Parser:
             self.pos = at + 1
             right = self.expression(_BINARY[op] + (op not in ("**", "^")))
             result = _binary_kind(op, kind_, right.kind)
-            self.check(result is not None, f"invalid operation: {op} (mismatched types {_GO_TYPES[kind_]} and "
-                       f"{_GO_TYPES[right.kind]})", at)
+            self.check(result is not None, f"invalid operation: {op} (mismatched types {GO_TYPES[kind_]} and "
+                       f"{GO_TYPES[right.kind]})", at)
             rest.append((op, negate, right))
             kind_ = result
         node = _Chain(kind_, node, tuple(rest)) if rest else node
@@ -287,7 +218,7 @@ class _Parser:
             operand = self.expression(_UNARY[op])
             logical = op in ("not", "!")
             self.check(operand.kind in ({"bool", "any"} if logical else {"int", "float", "any"}),
-                       f"invalid operation: {op} (mismatched type {_GO_TYPES[operand.kind]})", at)
+                       f"invalid operation: {op} (mismatched type {GO_TYPES[operand.kind]})", at)
             return self.postfix(_Unary("bool" if logical else operand.kind, op, operand))
         if self.is_op("("):
             self.pos += 1
@@ -331,7 +262,7 @@ class _Parser:
         self.pos += 1  # "("
         if name in _PREDICATES:
             seq = self.expression(0)
-            self.check(seq.kind in ("array", "any"), f"builtin {name} takes only array (got {_GO_TYPES[seq.kind]})", at)
+            self.check(seq.kind in ("array", "any"), f"builtin {name} takes only array (got {GO_TYPES[seq.kind]})", at)
             self.expect(",")
             braced = self.is_op("{")
             self.pos += braced
@@ -342,14 +273,14 @@ class _Parser:
                 self.expect("}")
             self.expect(")")
             self.check(name == "map" or body.kind in ("bool", "any"),
-                       f"closure should return boolean (got {_GO_TYPES[body.kind]})", at)
+                       f"closure should return boolean (got {GO_TYPES[body.kind]})", at)
             return _Predicate(_PREDICATES[name], name, seq, body)
         self.check(name in _FUNCTIONS, f"unknown func {name}", at)
         args, (_, arity, result) = self.items(")"), _FUNCTIONS[name]
         many = "too many" if len(args) > arity else "not enough"
         self.check(len(args) == arity, f"{many} arguments to call {name}", at)
         self.check(name != "len" or args[0].kind in ("array", "map", "string", "any"),
-                   f"invalid argument for len (type {_GO_TYPES[args[0].kind]})", at)
+                   f"invalid argument for len (type {GO_TYPES[args[0].kind]})", at)
         return _Call(result, name, tuple(args))
 
     def postfix(self, node: Any) -> Any:
@@ -370,7 +301,7 @@ class _Parser:
             self.expect("]")
             steps.append(("index", index))
         self.check(not steps or node.kind in ("array", "map", "string", "any"),
-                   f"type {_GO_TYPES[node.kind]} does not support indexing")
+                   f"type {GO_TYPES[node.kind]} does not support indexing")
         return _Path("any", node, tuple(steps)) if steps else node
 
     def conditional(self, node: Any) -> Any:
@@ -381,74 +312,27 @@ class _Parser:
             self.expect(":")
             no = self.expression(0)
             self.check(node.kind in ("bool", "any"),
-                       f"non-bool expression (type {_GO_TYPES[node.kind]}) used as condition", at)
+                       f"non-bool expression (type {GO_TYPES[node.kind]}) used as condition", at)
             node = _Cond(yes.kind if yes.kind == no.kind else "any", node, yes, no)
         return node
 
 
 # ---------------------------------------------------------------- evaluation
 
-def _is_num(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 def _mismatch(op: str, a: Any, b: Any) -> ExprError:
-    return ExprError(f"invalid operation: {op} (mismatched types {go_type(a)} and {go_type(b)})")
-
-
-def _equal(a: Any, b: Any, top: bool = True) -> bool:
-    """expr's runtime.Equal: numbers by value, the rest by reflect.DeepEqual, whose kinds must match
-    all the way down (1 and 1.0 inside arrays differ)."""
-    if top and _is_num(a) and _is_num(b):
-        return bool(a == b)
-    if (k := kind(a)) != kind(b):
-        return False
-    if k == "array":
-        return len(a) == len(b) and all(_equal(x, y, False) for x, y in zip(a, b, strict=True))
-    if k == "map":
-        return a.keys() == b.keys() and all(_equal(a[key], b[key], False) for key in a)
-    return bool(a == b)
-
-
-def _arith(op: str, a: Any, b: Any) -> Any:
-    """Go's arithmetic as expr does it: ``/`` and ``**`` give float64, a float divided by zero is ±Inf
-    or NaN, ``%`` takes integers and truncates toward zero, math.Pow never raises."""
-    if op == "+" and isinstance(a, str) and isinstance(b, str):
-        if len(a) + len(b) > MAX_STRING:
-            raise ExprError(f"string longer than {MAX_STRING} characters")
-        return a + b
-    ints = isinstance(a, Integral) and isinstance(b, Integral)
-    if not (_is_num(a) and _is_num(b)) or (op == "%" and not ints):
-        raise _mismatch(op, a, b)
-    if op == "%":
-        if b == 0:
-            raise ExprError("integer divide by zero")
-        return (-1 if a < 0 else 1) * (abs(int(a)) % abs(int(b)))
-    if op == "/":
-        if b == 0:
-            return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1, b)
-        return float(a) / float(b)
-    if op in ("**", "^"):
-        try:
-            return math.pow(float(a), float(b))
-        except OverflowError:
-            return -math.inf if a < 0 and b == int(b) and int(b) % 2 else math.inf
-        except ValueError:  # 0 to a negative power is +Inf, a negative base to a fraction NaN
-            return math.inf if a == 0 else math.nan
-    a, b = (int(a), int(b)) if ints else (float(a), float(b))
-    return a + b if op == "+" else a - b if op == "-" else a * b
+    return ExprError(mismatched_types(op, a, b))
 
 
 def _binop(op: str, a: Any, b: Any) -> Any:
     if op in ("==", "!="):
-        return _equal(a, b) == (op == "==")
+        return equal(a, b) == (op == "==")
     if op in _ORDER:
-        if not ((_is_num(a) and _is_num(b)) or (isinstance(a, str) and isinstance(b, str))):
+        if not ((is_number(a) and is_number(b)) or (isinstance(a, str) and isinstance(b, str))):
             raise _mismatch(op, a, b)
         return a < b if op == "<" else a > b if op == ">" else a <= b if op == "<=" else a >= b
     if op == "in":
         if kind(b) == "array":
-            return any(_equal(item, a) for item in b)
+            return any(equal(item, a) for item in b)
         if kind(b) == "map" and isinstance(a, str):
             return a in b
         raise _mismatch(op, a, b)
@@ -456,14 +340,19 @@ def _binop(op: str, a: Any, b: Any) -> Any:
         if not (isinstance(a, str) and isinstance(b, str)):
             raise _mismatch(op, a, b)
         return b in a if op == "contains" else a.startswith(b) if op == "startsWith" else a.endswith(b)
-    return _arith(op, a, b)
+    if op == "+" and isinstance(a, str) and isinstance(b, str) and len(a) + len(b) > MAX_STRING:
+        raise ExprError(f"string longer than {MAX_STRING} characters")
+    try:
+        return arithmetic(op, a, b)
+    except ValueError as exc:  # a mismatch, or an integer divided by zero
+        raise ExprError(str(exc)) from None
 
 
 def _fetch(value: Any, key: Any) -> Any:
     """expr's runtime.Fetch: a map's missing key is nil; an array index must be in range."""
     if kind(value) == "map" and isinstance(key, str):
         return value.get(key)
-    if kind(value) in ("array", "string") and _is_num(key):
+    if kind(value) in ("array", "string") and is_number(key):
         i = int(key) + (len(value) if key < 0 else 0)
         if not 0 <= i < len(value):
             raise ExprError(f"index out of range: {int(key)} (array length is {len(value)})")
@@ -539,7 +428,7 @@ class _Run:
         value = self.eval(node.operand)
         if node.op in ("not", "!"):
             return not _boolean(value, f"operand of {node.op}")
-        if not _is_num(value):
+        if not is_number(value):
             raise ExprError(f"invalid operation: {node.op} (mismatched type {go_type(value)})")
         return value if node.op == "+" else -value
 
@@ -558,7 +447,7 @@ def _to_int(name: str, value: Any) -> int:
         if not re.fullmatch(r"[+-]?\d+", value) or not -(2**63) <= int(value) < 2**63:
             raise ExprError(f'strconv.ParseInt: parsing "{value}": invalid syntax')
         return int(value)
-    if not _is_num(value) or math.isnan(value) or math.isinf(value):
+    if not is_number(value) or math.isnan(value) or math.isinf(value):
         raise ExprError(f"{name}() not supported on {go_type(value)} {go_sprint(value)}")
     return int(value)
 
@@ -569,13 +458,13 @@ def _to_float(name: str, value: Any) -> float:
             return parse_go_float(value)
         except ValueError as exc:
             raise ExprError(str(exc)) from None
-    if not _is_num(value):
+    if not is_number(value):
         raise ExprError(f"{name}() not supported on {go_type(value)} {go_sprint(value)}")
     return float(value)
 
 
 def _number(name: str, value: Any) -> Any:
-    if not _is_num(value):
+    if not is_number(value):
         raise ExprError(f"cannot use {go_type(value)} as argument (type float64) to call {name}")
     return value
 

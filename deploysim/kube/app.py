@@ -47,6 +47,14 @@ def _service(
     )
 
 
+def _ingress(name: str, backend: str) -> dict:
+    """An Ingress with one path, ``/`` (Prefix), to Service ``backend`` port 80."""
+    path = {"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": backend, "port": {"number": 80}}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": [{"http": {"paths": [path]}}]}}
+
+
 def _create(fn, *args) -> None:  # noqa: ANN001
     try:
         fn(*args)
@@ -68,13 +76,16 @@ def create_app(
     workload: str | None = None,
     second_workload: str | None = None,
     route_name: str | None = None,
+    ingress: bool = False,
 ) -> None:
     """Create the workloads for ``strategy`` with ``image`` serving, and wait for them.
 
     The Deployments are named after the service unless ``workload`` (rolling: the
     Deployment; two colours: the blue one) and ``second_workload`` (the green one) name them,
     and the HTTPRoute after the service unless ``route_name`` does, as a runbook's
-    ``workload``, ``candidate_workload`` and ``route`` parameters say.
+    ``workload``, ``candidate_workload`` and ``route`` parameters say. With ``ingress`` (two
+    colours) the colours' Services and a stable Ingress named like the route, its one path
+    to the stable colour's Service port 80, are made for the NGINX Ingress router.
     """
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     _create(core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -125,13 +136,20 @@ def create_app(
                 namespace,
                 _service(n.preview_service(service), n.selector(service, n.other_slot(stable))),
             )
-        if router:
+        if router or ingress:
             for slot in n.SLOTS:
                 _create(
                     core.create_namespaced_service,
                     namespace,
                     _service(n.slot_service(service, slot), n.selector(service, slot)),
                 )
+        if ingress:
+            _create(
+                client.NetworkingV1Api(api).create_namespaced_ingress,
+                namespace,
+                _ingress(route_name or service, n.slot_service(service, stable)),
+            )
+        if router:
             route = {
                 "apiVersion": f"{n.HTTPROUTE_GROUP}/{n.HTTPROUTE_VERSION}",
                 "kind": "HTTPRoute",

@@ -141,7 +141,12 @@ def _args(r: Reader, value: Any, path: str, rollout: dict[str, Any] | None = Non
             out.append(Arg(name, None if raw is None else str(raw)))
             continue
         source = r.mapping(source, f"{apath}.valueFrom")
-        r.unused(source, f"{apath}.valueFrom", ("secretKeyRef", "fieldRef"))
+        r.unused(source, f"{apath}.valueFrom", ("secretKeyRef", "fieldRef", "podTemplateHashValue"))
+        if source.get("podTemplateHashValue") is not None:
+            # a run on a plain cluster has no Rollout ReplicaSets whose hash the arg would name
+            r.fail(f"{apath}.valueFrom.podTemplateHashValue",
+                   f"got {source['podTemplateHashValue']!r}; not available without the Argo controller: give the "
+                   "arg a value (e.g. a label the candidate's pods carry)")
         if source.get("secretKeyRef") is not None:
             ref = r.mapping(source["secretKeyRef"], f"{apath}.valueFrom.secretKeyRef")
             out.append(Arg(name, secret=(r.name(ref, "name", f"{apath}.valueFrom.secretKeyRef", "the Secret's name"),

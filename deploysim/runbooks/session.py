@@ -345,6 +345,18 @@ class RunbookRun:
         """Write the plots into the audit folder and show them."""
         self._write_plots(show=True)
 
+    def measurements(self) -> Any:
+        """Every team metric measured (query as sent, raw answer, value, verdict), as a table;
+        says so when the analyses judged only built-in checks."""
+        import pandas as pd
+
+        from deploysim.record import MEASUREMENT_COLUMNS, measurement_rows
+
+        rows = measurement_rows(self._need_record().decisions)
+        if not rows:
+            print("no team metrics measured: the analyses judged built-in checks (or their stand-ins in rehearsal)")
+        return pd.DataFrame(rows, columns=list(MEASUREMENT_COLUMNS))
+
     def finish(self) -> Outcome:
         """Write the record (record.json, timeline.csv, summary.json, plots) and show the verdict."""
         record = self._need_record()
