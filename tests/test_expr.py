@@ -14,6 +14,10 @@ from deploysim.analysis.expr import (
     compile_expression,
     evaluate,
     evaluate_condition,
+)
+from deploysim.analysis.govalues import (
+    arithmetic,
+    equal,
     go_format_float,
     go_sprint,
     parse_go_float,
@@ -266,3 +270,42 @@ def test_go_sprint_and_parse_go_float() -> None:
     for text in ("1_000", " 1", "1e400", "", "abc"):
         with pytest.raises(ValueError, match=f'parsing "{text}"'):
             parse_go_float(text)
+
+
+# Go's value rules (deploysim.analysis.govalues), which the evaluator above leans on
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    (1, 1.0, True),  # numbers by value at the top
+    ([1], [1.0], False),  # reflect.DeepEqual inside: int and float64 differ
+    ([1, [0.5]], [1, [0.5]], True),
+    ([1], (1,), True),  # a list and a tuple are both []interface {}
+    ({"a": 1}, {"a": 1.0}, False),
+    ({"a": 1}, {"b": 1}, False),
+    (None, None, True),
+    (True, 1, False),  # a bool is no number
+    ("1", 1, False),
+])
+def test_equal(a: object, b: object, same: bool) -> None:
+    assert equal(a, b) is same
+    assert equal(b, a) is same
+
+
+@pytest.mark.parametrize(("op", "a", "b", "value"), [
+    ("-", 2, 5, -3), ("*", 3, 4, 12), ("+", 1, 0.5, 1.5), ("+", "ab", "c", "abc"),
+    ("%", -7, 2, -1), ("%", 7, -2, 1),  # truncated toward zero
+    ("/", 1, 2, 0.5), ("/", -1, 0, -math.inf), ("/", 1, -0.0, -math.inf),
+    ("**", 10, 400, math.inf), ("**", -10, 401, -math.inf), ("^", 0, -1, math.inf),
+])
+def test_arithmetic(op: str, a: object, b: object, value: object) -> None:
+    out = arithmetic(op, a, b)
+    assert out == value and type(out) is type(value)
+
+
+def test_arithmetic_nan_and_errors() -> None:
+    assert math.isnan(arithmetic("/", 0, 0)) and math.isnan(arithmetic("**", -8, 1 / 3))
+    for op, a, b, message in (("%", 1.5, 2, "mismatched types float64 and int"),
+                              ("-", "a", "b", "mismatched types string and string"),
+                              ("+", True, 1, "mismatched types bool and int"),
+                              ("%", 1, 0, "integer divide by zero")):
+        with pytest.raises(ValueError, match=message):
+            arithmetic(op, a, b)

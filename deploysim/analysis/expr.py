@@ -1,7 +1,7 @@
 """A safe evaluator (never Python ``eval``) for the expr-lang subset Argo Rollouts' conditions use.
 
-Long: one language in one room: the lexer, expr's parser and checker, the evaluator, and Go's rules
-for values (formatting, parsing, equality) that both this module and :mod:`.verdicts` need.
+Long: one language in one room: the lexer, expr's parser and checker, and the evaluator. Go's rules
+for values (types, formatting, parsing, equality, arithmetic) are in :mod:`.govalues`.
 
 Argo evaluates ``successCondition`` / ``failureCondition`` with github.com/antonmedv/expr v1.15 in
 ``utils/evaluate/evaluate.go`` (``EvalCondition``). The parser follows expr's precedence-climbing

@@ -31,15 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deploysim.analysis.expr import (
-    ExprError,
-    evaluate_condition,
-    go_format_float,
-    go_sprint,
-    go_type,
-    kind,
-    parse_go_float,
-)
+from deploysim.analysis.expr import ExprError, evaluate_condition
+from deploysim.analysis.govalues import go_format_float, go_sprint, go_type, kind, parse_go_float
 from deploysim.errors import MetricsError
 
 # Argo Rollouts' AnalysisPhase words (the same as deploysim.analysis.judges')

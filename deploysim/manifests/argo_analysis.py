@@ -170,11 +170,11 @@ def _args(r: Reader, value: Any, path: str, rollout: dict[str, Any] | None = Non
 
 
 def _merged_args(r: Reader, path: str, template: list[Arg], rollout: list[Arg]) -> list[Arg]:
-    from deploysim.analysis.templating import merge_args
+    from deploysim.analysis.templating import TemplateError, merge_args
 
     try:
         return list(merge_args(template, rollout))
-    except ValueError as exc:
+    except (ValueError, TemplateError) as exc:
         r.fail(f"{path}.args", str(exc))
         raise  # r.fail raises; this keeps type checkers content
 

@@ -45,20 +45,24 @@ def scenario_file(tmp_path: Path, candidate: dict, strategy: dict) -> Path:
 class App:
     """One namespace with the service's workloads, its traffic and a least-privilege kubeconfig."""
 
-    def __init__(self, cluster, tmp_path: Path, strategy: str, router: bool, candidate: dict, knobs: dict):
+    def __init__(self, cluster, tmp_path: Path, strategy: str, router: bool, candidate: dict, knobs: dict,
+                 ingress: bool = False):
         info, admin = cluster
         self.info, self.admin = info, admin
         self.ns = f"e2e-{uuid.uuid4().hex[:6]}"
-        self.strategy, self.router = strategy, router
+        self.strategy, self.router, self.ingress = strategy, router, ingress
+        self.tmp_path = tmp_path
         self.scenario = scenario_file(tmp_path, candidate, knobs)
-        # the stable pods start and stop as the scenario says its pods do (KWOK stages)
-        create_app(admin, self.ns, "web", strategy, REPLICAS, STABLE, router=router,
+        # the stable pods start and stop as the scenario says its pods do (KWOK stages);
+        # with ``ingress`` users come in by the stable Ingress ``web`` (the NGINX router's)
+        create_app(admin, self.ns, "web", strategy, REPLICAS, STABLE, router=router, ingress=ingress,
                    pod_annotations={"deploysim.io/terminate-delay": "2s"})
         apply_rbac(admin, self.ns, str(ROOT / "deploy" / "rbac.yaml"))
         self.kubeconfig = service_account_kubeconfig(admin, self.ns, "deploysim-runbook", str(info.kubeconfig),
                                                      str(tmp_path / "sa-kubeconfig"))
         self.exporter = start_exporter(self.scenario, kubeconfig=str(info.kubeconfig), namespace=self.ns,
-                                       service="web", tick=0.5, register=info.name)
+                                       service="web", tick=0.5, register=info.name,
+                                       ingress="web" if ingress else None)
         self.record_dir = tmp_path / "runs"
         self._wait_for_metrics()
 
@@ -72,19 +76,28 @@ class App:
             time.sleep(0.5)
         raise AssertionError("Prometheus never scraped the traffic exporter")
 
-    def run(self, runbook: str, *extra: str, target: str = "kubernetes") -> tuple[subprocess.CompletedProcess, dict]:
+    def run(self, runbook: str, *extra: str, target: str = "kubernetes",
+            label: str | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+        """Run ``runbook`` through the papermill CLI; its records go to ``record_dir/<label>``
+        (default: the target), so runs under different labels never mix."""
+        label = label or target
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        out = self.record_dir / f"{runbook}-{target}-out.ipynb"
+        out = self.record_dir / f"{runbook}-{label}-out.ipynb"
         args = [PAPERMILL, str(ROOT / "runbooks" / f"{runbook}.ipynb"), str(out),
                 "-p", "target", target, "-p", "scenario", str(self.scenario),
-                "-p", "record_dir", str(self.record_dir / target), *extra]
+                "-p", "record_dir", str(self.record_dir / label), *extra]
         if target == "kubernetes":
             args += ["-p", "kubeconfig", self.kubeconfig, "-p", "namespace", self.ns,
                      "-p", "prometheus_url", self.info.prometheus_url]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
-        records = sorted((self.record_dir / target).glob("*/record.json"), key=lambda p: p.stat().st_mtime)
+        records = sorted((self.record_dir / label).glob("*/record.json"), key=lambda p: p.stat().st_mtime)
         assert records, f"no record.json written:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         return proc, json.loads(records[-1].read_text())
+
+    def run_folder(self, label: str) -> Path:
+        """The audit folder of the latest run under ``label``."""
+        records = sorted((self.record_dir / label).glob("*/record.json"), key=lambda p: p.stat().st_mtime)
+        return records[-1].parent
 
     # --- reading the cluster afterwards ------------------------------------------------
 
