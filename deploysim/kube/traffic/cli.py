@@ -10,7 +10,8 @@ from deploysim.kube.traffic.exporter import HOST, TrafficError, start_exporter
 from deploysim.scenario import parse_duration
 
 #: start_exporter's keyword options, each given by the flag of the same name
-EXPORTER_OPTIONS = ("kubeconfig", "context", "namespace", "service", "port", "tick", "register")
+EXPORTER_OPTIONS = ("kubeconfig", "context", "namespace", "service", "port", "tick", "register", "route",
+                    "ingress")
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
@@ -59,7 +60,8 @@ def add_traffic_commands(subparsers: argparse._SubParsersAction) -> None:
         help="serve the scenario's traffic to a cluster's pods as Prometheus metrics",
         description="Watch the pods of a service, apply the scenario's traffic and failure model to "
         "whichever are ready and weighted, and serve the result as Prometheus metrics on "
-        f"{HOST} (deploysim_requests_total, deploysim_request_duration_seconds).",
+        f"{HOST} (deploysim_requests_total, deploysim_request_duration_seconds, and Istio's, NGINX "
+        "Ingress' and http_requests_total series with their real names and labels).",
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context (default: its current context)")
@@ -67,6 +69,9 @@ def add_traffic_commands(subparsers: argparse._SubParsersAction) -> None:
         "--namespace", "-n", default="default", help="namespace of the service (default: default)"
     )
     p.add_argument("--service", help="service name (default: the scenario's service)")
+    p.add_argument("--route", help="the HTTPRoute that splits users' requests (default: the service name)")
+    p.add_argument("--ingress", help="the stable Ingress an NGINX canary Ingress weights against "
+                   "(default: the route's name)")
     p.add_argument("--scenario", "-s", help="scenario YAML (default: the built-in scenario)")
     p.add_argument(
         "--set",
