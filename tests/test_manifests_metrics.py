@@ -285,3 +285,11 @@ def test_flagger_builtin_queries_are_rendered_for_the_run() -> None:
     assert "istio_request_duration_milliseconds_bucket" in sent and "[30s]" in sent
     assert 'destination_workload=~"podinfo-canary"' in sent and 'destination_workload_namespace="test"' in sent
     t.close()
+
+
+def test_a_flagger_metric_template_of_another_provider_is_named_for_a_cluster_run(tmp_path: Path) -> None:
+    datadog = METRIC_TEMPLATE.replace("type: prometheus", "type: datadog").replace(
+        "    address: http://prometheus.istio-system:9090\n", "    address: https://api.datadoghq.com\n")
+    spec = _analysis(_plan(_write(tmp_path, CANARY.replace("{provider}", "istio"), datadog)))
+    assert spec.foreign_metrics == ("404s percentage (datadog)",)
+    assert [m.name for m in spec.metrics] == ["request-success-rate", "request-duration"]

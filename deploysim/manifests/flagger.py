@@ -125,14 +125,15 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
         if step_w == 0 and not step_ws:
             r.fail(path, "needs stepWeight, stepWeights or iterations; otherwise the canary weight never grows")
         weights = flagger_weights(max_w, step_w, step_ws)
-    checks, notes, defs = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval,
-                                   provider or "istio")
+    checks, notes, defs, foreign = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval,
+                                            provider or "istio")
     gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks")
 
     def build(n: int, judge: str) -> Plan:
         return flagger_plan(
             n, interval=interval, threshold=threshold, weights=weights, iterations=iterations,
-            step_weight_promotion=promo, checks=checks, not_simulated=notes, metrics=defs, kubernetes=kubernetes,
+            step_weight_promotion=promo, checks=checks, not_simulated=notes, metrics=defs, foreign_metrics=foreign,
+            kubernetes=kubernetes,
             gates=gates, name=doc.name or "canary", judge=judge, progress_deadline_seconds=deadline,
             skip_analysis=skip, **settings,
         )
@@ -151,13 +152,14 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
 
 
 def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float,
-             mesh: str) -> tuple[list[Check], list[str], list[MetricDef]]:
+             mesh: str) -> tuple[list[Check], list[str], list[MetricDef], list[str]]:
     """(rehearsal stand-ins, metrics not simulated, the metrics as a cluster run evaluates
     them: a MetricTemplate's query and provider address, or the built-in query of the Canary's
     mesh provider, each judged by its ``thresholdRange``)."""
     checks: list[Check] = []
     notes: list[str] = []
     defs: list[MetricDef] = []
+    foreign: list[str] = []  # MetricTemplates of providers a cluster run does not query
     for i, item in enumerate(r.items(value, path)):
         mpath = f"{path}[{i}]"
         m = r.mapping(item, mpath)
@@ -199,6 +201,7 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
                 text = tr.string(tspec, "query", "spec", "") or ""
                 if ptype != "prometheus":
                     why = f"the {ptype} provider is not simulated"
+                    foreign.append(f"{name} ({ptype})")
                 elif text:
                     secret = tr.mapping(prov.get("secretRef"), "spec.provider.secretRef")
                     source = MetricSource("prometheus", query=text, address=tr.string(prov, "address", "spec.provider"),
@@ -231,7 +234,7 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
         if measures.note:
             r.warn(mpath, f"metric {name!r}: {measures.note}")
         checks.append(replace(bounds_to_check(measures, lo, hi), stands_for=name if source is not None else None))
-    return checks, notes, defs
+    return checks, notes, defs, foreign
 
 
 def _builtin_source(r: Reader, mesh: str, name: str, path: str) -> MetricSource | None:

@@ -124,6 +124,7 @@ def flagger_plan(
     checks: Sequence[Check] = (),
     not_simulated: Sequence[str] = (),
     metrics: Sequence[MetricDef] = (),
+    foreign_metrics: Sequence[str] = (),
     kubernetes: bool = False,
     gates: Sequence[str] = (),
     name: str = "canary",
@@ -149,7 +150,7 @@ def flagger_plan(
     spec = AnalysisSpec(name=name, interval=interval, count=1, failure_limit=max(threshold, 1) - 1,
                         consecutive_error_limit=max(threshold, 1), judge=judge, checks=tuple(checks),
                         not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET,
-                        metrics=tuple(metrics))
+                        metrics=tuple(metrics), foreign_metrics=tuple(foreign_metrics))
     sequence: list[steps.Step] = []
     if "confirm-rollout" in gates:
         sequence.append(steps.Pause(None))
