@@ -36,7 +36,12 @@ from deploysim.plan import (
     SwitchTraffic,
 )
 from deploysim.rules.deployment import replicas_settled
-from deploysim.strategies.canary import canary_scale_replicas, planned_canary_replicas
+from deploysim.strategies.canary import (
+    basic_canary_move,
+    canary_scale_replicas,
+    is_basic_canary,
+    planned_canary_replicas,
+)
 
 #: A step that sets a router's weight completes only once the router reports that weight,
 #: as Argo Rollouts' ``reconcileTrafficRouting`` (rollout/trafficrouting.go) asks the
@@ -262,20 +267,19 @@ def _run_step(c: _Ctx) -> bool:
     step = c.plan.steps[c.s["step"]]
     obs, plan = c.obs, c.plan
     if isinstance(step, SetWeight):
-        cand, stab = planned_canary_replicas(plan, step.weight, c.s["step"])
-        if _once(c):
-            c.act("scale", version="candidate", replicas=cand)
-            if plan.routing == "replica_ratio":
-                c.act("scale", version="stable", replicas=stab)
-        if not (obs.candidate.settled and obs.candidate.desired == cand):
-            return False
-        if plan.routing == "replica_ratio" and not (obs.stable.settled and obs.stable.desired == stab):
-            return False
-        if plan.routing == "router":
-            if c.s["weight"] != step.weight:
+        if plan.routing == "replica_ratio":
+            if not _scale_basic_canary(c, step.weight):
+                return False
+        else:
+            cand, _ = planned_canary_replicas(plan, step.weight, c.s["step"])
+            if _once(c):
+                c.act("scale", version="candidate", replicas=cand)
+            if not (obs.candidate.settled and obs.candidate.desired == cand):
+                return False
+            if plan.routing == "router" and c.s["weight"] != step.weight:
                 c.act("route", weight=step.weight)
                 c.s["weight"] = step.weight
-            if abs(obs.weight - step.weight) > WEIGHT_TOLERANCE:
+            if plan.routing == "router" and abs(obs.weight - step.weight) > WEIGHT_TOLERANCE:
                 # the router has not reported the weight yet: look again (VerifyWeight)
                 c.wake.append(obs.now + VERIFY_RETRY_SECONDS)
                 return False
@@ -341,6 +345,15 @@ def _run_step(c: _Ctx) -> bool:
     return True
 
 
+def _scale_basic_canary(c: _Ctx, weight: int) -> bool:
+    """A pass of Argo's ``reconcileCanaryReplicaSets``: :func:`basic_canary_move`; True at ``weight``."""
+    move = basic_canary_move(c.plan, weight, c.obs.candidate, c.obs.stable)
+    if isinstance(move, tuple):
+        c.act("scale", version=move[0], replicas=move[1])
+        return False
+    return move
+
+
 def _rolled_to(obs: Observation, version: str, replicas: int) -> bool:
     new = obs.candidate if version == "candidate" else obs.stable
     old = obs.stable if version == "candidate" else obs.candidate
@@ -356,7 +369,11 @@ def _budget_used(c: _Ctx, spec: AnalysisSpec) -> int:
 
 def _complete(c: _Ctx) -> None:
     obs = c.obs
-    if not (obs.candidate.available >= c.plan.replicas and obs.stable.current == 0):
+    if is_basic_canary(c.plan):  # past the last step Argo's GetCurrentSetWeight is 100
+        if not _scale_basic_canary(c, 100):
+            return
+        c.s["weight"] = 100
+    elif not (obs.candidate.available >= c.plan.replicas and obs.stable.current == 0):
         if not c.s.get("final_acted"):
             c.s["final_acted"] = True
             if obs.candidate.desired < c.plan.replicas:
@@ -455,9 +472,15 @@ def _abort(c: _Ctx, reason: str, outcome: str) -> None:
 
 
 def _continue_abort(c: _Ctx) -> None:
-    """Send traffic back to the stable version and scale the candidate down."""
+    """Send traffic back to the stable version and scale the candidate down; a canary without
+    a router goes to weight 0 as it came (Argo's ``GetCurrentSetWeight`` is 0 once aborted)."""
     s, plan, obs = c.s, c.plan, c.obs
-    if not s["abort"]["acted"]:
+    if is_basic_canary(plan):
+        s["abort"] = {**s["abort"], "acted": True}
+        s["weight"] = 0
+        if not _scale_basic_canary(c, 0):
+            return
+    elif not s["abort"]["acted"]:
         s["abort"] = {**s["abort"], "acted": True}
         if plan.strategy == "rolling":
             c.act("rolling_update", version="stable")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.controller import (
     VERIFY_RETRY_SECONDS,
@@ -13,6 +15,7 @@ from deploysim.controller import (
     reconcile,
 )
 from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, SetWeight
+from deploysim.rules.canary import basic_canary_replicas
 
 FULL = VersionState(desired=4, current=4, ready=4, available=4)
 NONE = VersionState()
@@ -142,3 +145,90 @@ def test_a_resumed_status_continues_where_it_stopped():
     stored = json.loads(json.dumps(r.status))
     r2 = reconcile(plan, stored, Observation(now=45.0, stable=FULL))
     assert r2.status["step"] == 1 and r2.requeue_at == 60.0
+
+
+# --- a canary without a router moves its pods within maxSurge and maxUnavailable --------------
+
+
+class PodWorld:
+    """Two versions' pods: pods asked for start at once and are available one pass later, pods
+    asked to go (starting ones first) go at once. Every change is checked by ``watch``."""
+
+    def __init__(self, replicas: int, watch) -> None:  # noqa: ANN001
+        self.spec = {"stable": replicas, "candidate": 0}
+        self.starting = {"stable": 0, "candidate": 0}
+        self.available = {"stable": replicas, "candidate": 0}
+        self.watch = watch
+
+    def observe(self, now: float, **kw) -> Observation:  # noqa: ANN003
+        states = {v: VersionState(self.spec[v], self.available[v] + self.starting[v],
+                                  self.available[v], self.available[v]) for v in self.spec}
+        return Observation(now=now, stable=states["stable"], candidate=states["candidate"],
+                           weight=100 * self.available["candidate"] / max(sum(self.available.values()), 1), **kw)
+
+    def apply(self, action) -> None:  # noqa: ANN001
+        if action.kind != "scale":
+            return
+        v, n = action.args["version"], action.args["replicas"]
+        self.spec[v] = n
+        extra = self.available[v] + self.starting[v] - n
+        if extra < 0:
+            self.starting[v] -= extra
+        else:
+            gone = min(extra, self.starting[v])
+            self.starting[v] -= gone
+            self.available[v] -= extra - gone
+        self.watch(self)
+
+    def tick(self) -> None:
+        for v in self.spec:
+            self.available[v] += self.starting[v]
+            self.starting[v] = 0
+        self.watch(self)
+
+
+def _run_basic_canary(weights, abort_at=None):
+    """Drive reconcile over a PodWorld: 10 replicas at 25%/25%; returns the final status, the
+    fewest available and the most pods seen after any change, and the counts at each step's end."""
+    steps = []
+    for w in weights:
+        steps += [SetWeight(w), Pause(60.0)]
+    plan = Plan(strategy="canary", replicas=10, steps=tuple(steps), routing="replica_ratio",
+                max_surge="25%", max_unavailable="25%")
+    seen = {"available": [], "pods": []}
+
+    def watch(world) -> None:  # noqa: ANN001
+        seen["available"].append(sum(world.available.values()))
+        seen["pods"].append(sum(world.available.values()) + sum(world.starting.values()))
+
+    world = PodWorld(10, watch)
+    status, now, ends = None, 0.0, {}
+    for _ in range(500):
+        r = reconcile(plan, status, world.observe(now, abort_requested=abort_at is not None and now >= abort_at))
+        status = r.status
+        for a in r.actions:
+            world.apply(a)
+        for d in r.decisions:
+            if d.kind == "step" and d.step > 0 and isinstance(plan.steps[d.step - 1], SetWeight):
+                ends[plan.steps[d.step - 1].weight] = (world.spec["candidate"], world.spec["stable"])
+        if status["phase"] in ("Promoted", "Aborted"):
+            break
+        if not r.actions:
+            world.tick()
+            now = r.requeue_at if r.requeue_at is not None else now + 1.0
+    return status, min(seen["available"]), max(seen["pods"]), ends
+
+
+@pytest.mark.parametrize("weights", [[20, 100], [25, 50, 75, 100], [5, 100]])
+def test_basic_canary_never_drops_below_8_available_nor_runs_more_than_13_pods(weights):
+    status, least, most, ends = _run_basic_canary(weights)
+    assert status["outcome"] == "promoted"
+    assert least == 8  # min available is spent, never overdrawn
+    assert 10 < most <= 13  # the surge is used, never exceeded
+    assert ends == {w: basic_canary_replicas(10, w, 3) for w in weights}
+
+
+def test_basic_canary_abort_goes_back_within_the_same_limits():
+    status, least, most, _ = _run_basic_canary([50, 100], abort_at=61.0)
+    assert status["outcome"] == "rolled_back" and status["phase"] == "Aborted"
+    assert least >= 8 and most <= 13

@@ -51,6 +51,25 @@ def test_replica_ratio_canary_weight_follows_ready_pods():
     assert (abs(both["weight"] - share) < 1e-6).sum() > len(both) * 0.8
 
 
+
+@pytest.mark.parametrize("weights", [[20], [25, 50, 75]])
+def test_replica_ratio_canary_keeps_min_available_and_stays_within_the_surge(weights):
+    """10 replicas at 25%/25%: never fewer than 8 serving pods nor more than 13 pods, as Argo's
+    CalculateReplicaCountsForBasicCanary moves them (at once, 20% to 100% left 2 serving)."""
+    steps = [s for w in weights for s in ({"set_weight": w}, {"pause": "2m"})] + [{"set_weight": 100}]
+    rec = rehearse(load_scenario(overrides=[
+        *CANARY, "candidate.error_rate=0.001", "replicas=10", "strategy.traffic_router=false",
+        "strategy.max_surge=25%", "strategy.max_unavailable=25%", f"strategy.steps={json.dumps(steps)}",
+    ]), trace_pods=True)
+    s = rec.summary
+    assert s["outcome"] == "promoted"
+    assert s["min_available"] == 8
+    assert 10 < s["max_pods"] <= 13
+    trace = rec.pod_trace
+    assert (trace["available_stable"] + trace["available_candidate"]).min() == 8
+    assert (trace["pods_stable"] + trace["pods_candidate"]).max() <= 13
+
+
 BLUE_GREEN = [
     "strategy.kind=blue-green", "duration=40m", "start_at=1m", "traffic.shape=constant",
     "strategy.pre_promotion_analysis=false", "strategy.scale_down_delay_seconds=10m",

@@ -1,11 +1,15 @@
-"""Argo Rollouts' canary counts: pods per weight with and without a traffic router, the pods a
-``setCanaryScale`` asks for, and the weight a canary without a router gets from its pods.
+"""Argo Rollouts' canary counts: pods per weight with and without a traffic router, how far a
+canary without a router may scale in one pass, the pods a ``setCanaryScale`` asks for, and the
+weight a canary without a router gets from its pods.
 
 The functions follow ``utils/replicaset/canary.go`` in ``argoproj/argo-rollouts``:
-``approximateWeightedCanaryStableReplicaCounts`` (a basic canary, no router),
-``CalculateReplicaCountsForTrafficRoutedCanary`` and ``trafficWeightToReplicas`` (with one),
-``GetCanaryReplicasOrWeight`` (what a ``setCanaryScale`` step holds). The weight of a canary
-without a router is kube-proxy's even spread over ready endpoints.
+``approximateWeightedCanaryStableReplicaCounts`` (a basic canary, no router, where it ends),
+``CalculateReplicaCountsForBasicCanary`` with ``GetReplicasForScaleDown``,
+``calculateScaleDownReplicaCount`` and ``adjustReplicaWithinLimits`` (how it gets there within
+maxSurge and maxUnavailable), ``CalculateReplicaCountsForTrafficRoutedCanary`` and
+``trafficWeightToReplicas`` (with a router), ``GetCanaryReplicasOrWeight`` (what a
+``setCanaryScale`` step holds). The weight of a canary without a router is kube-proxy's even
+spread over ready endpoints.
 
 >>> basic_canary_replicas(10, 41), router_canary_replicas(10, 5)
 ((4, 6), (1, 10))
@@ -14,6 +18,8 @@ without a router is kube-proxy's even spread over ready endpoints.
 from __future__ import annotations
 
 import math
+
+from deploysim.rules.deployment import IntOrPercent, max_surge, max_unavailable
 
 
 def _tied(weight: int, total: int) -> bool:
@@ -67,6 +73,207 @@ def basic_canary_replicas(replicas: int, weight: int, max_surge: int = 0) -> tup
     # min keeps the first of equally near options, as Argo does
     candidate, total = min(options, key=lambda o: abs(o[0] * 100 / o[1] - weight))
     return candidate, total - candidate
+
+
+def replicas_for_scale_down(spec: int, available: int, ignore_availability: bool) -> int:
+    """Pods of one version that count as serving when deciding how many may go (Argo's
+    ``GetReplicasForScaleDown``).
+
+    A version already scaled below its available pods counts its spec (the extra pods are on
+    their way out and must not be counted on): spec 7 with 8 available counts 7. Otherwise its
+    available pods, or its spec when availability is ignored (the version being drained: its
+    pods may never become available, as a crash-looping stable, and must not block the rollout).
+
+    >>> replicas_for_scale_down(7, 8, False), replicas_for_scale_down(4, 1, False), replicas_for_scale_down(4, 1, True)
+    (7, 1, 4)
+    """
+    if spec < available:
+        return spec
+    return spec if ignore_availability else available
+
+
+def _within_limits(
+    drain: int, drain_available: int, adjust: int, adjust_available: int, max_total: int, min_available: int
+) -> tuple[int, int]:
+    """(drained, adjusted) counts brought back within maxSurge and maxUnavailable after a scale
+    down (Argo's ``adjustReplicaWithinLimits``): the version whose availability counts
+    (``adjust``) gives up what exceeds replicas + surge, takes back as many of its available pods
+    as min available still needs, and whatever that leaves above replicas + surge comes off the
+    drained version.
+
+    10 replicas, surge 1, unavailable 0 at 100%: the stable drained to 2 (2 available) beside a
+    canary of 10 (8 available) is 1 over 11, so the canary goes to 9; 2 + 8 available still
+    makes min available 10.
+
+    >>> _within_limits(2, 2, 10, 8, max_total=11, min_available=10)
+    (2, 9)
+    """
+    over = max(0, adjust + drain - max_total)
+    available = min(drain_available, drain)
+    adjust -= over
+    available += min(adjust_available, adjust)
+    lost = max(0, adjust_available - adjust)
+    adjust += min(lost, max(0, min_available - available))
+    drain -= max(0, adjust + drain - max_total)
+    return drain, adjust
+
+
+def basic_canary_scale(
+    replicas: int,
+    weight: int,
+    *,
+    candidate_spec: int,
+    stable_spec: int,
+    candidate_available: int,
+    stable_available: int,
+    surge: IntOrPercent,
+    unavailable: IntOrPercent,
+) -> tuple[int, int]:
+    """(candidate, stable) replicas a canary without a traffic router moves to in one pass,
+    from the versions' spec replicas and available pods (Argo's
+    ``CalculateReplicaCountsForBasicCanary``).
+
+    The target is :func:`basic_canary_replicas` at the weight. First scale up, within replicas +
+    maxSurge less the spec replicas of both versions, the stable before the candidate. Then scale
+    down, within the serving pods (:func:`replicas_for_scale_down`) less min available (replicas
+    less maxUnavailable): while the candidate grows (its target not below its spec), only the
+    stable goes and the candidate's availability counts; while it shrinks (a lower weight, an
+    abort), only the candidate goes and the stable's availability counts. Last, both are brought
+    back within the limits (:func:`_within_limits`). maxSurge and maxUnavailable resolve as a
+    Deployment's do (Argo's ``MaxSurge`` / ``MaxUnavailable`` call the same ``resolveFenceposts``):
+    surge up, unavailable down, both 0 makes unavailable 1.
+
+    This is Argo since v1.2. Older versions (``CalculateReplicaCountsForCanary``) rounded both
+    counts up and allowed one pod above the surge for it (``extraReplicaAdded``, until v1.2), and
+    scaled the candidate down before the stable whatever the direction (until v1.1's
+    ``adjustReplicaWithinLimits``); the nearest-weight target never needs the extra pod.
+
+    10 replicas at 25%/25% (surge 3, unavailable 2, min available 8), going to 25% (3 candidate,
+    8 stable): from 0 and 10, the candidate may take the 3 surge pods and 2 stable pods may go
+    (10 available less 8), so (3, 8). Going to 100% from 8 candidate and 3 stable, all available:
+    13 less 11 specs lets the candidate add its last 2, and 11 available less 8 lets the 3 stable
+    pods go, so (10, 0), the 8 available candidate pods serving until the 2 new ones are up.
+
+    >>> kw = dict(surge="25%", unavailable="25%")
+    >>> basic_canary_scale(10, 25, candidate_spec=0, stable_spec=10, candidate_available=0, stable_available=10, **kw)
+    (3, 8)
+    >>> basic_canary_scale(10, 100, candidate_spec=8, stable_spec=3, candidate_available=8, stable_available=3, **kw)
+    (10, 0)
+
+    Argo's own examples: 10 replicas at 10%, surge 1, unavailable 1: (1, 9); at 30% with surge 3
+    and unavailable 0: (3, 10), the stable waits for the candidate; at 30% with surge 0 and
+    unavailable 5: (0, 7), the candidate waits for room.
+
+    >>> basic_canary_scale(10, 10, candidate_spec=0, stable_spec=10, candidate_available=0, stable_available=10,
+    ...                    surge=1, unavailable=1)
+    (1, 9)
+    >>> basic_canary_scale(10, 30, candidate_spec=0, stable_spec=10, candidate_available=0, stable_available=10,
+    ...                    surge=3, unavailable=0)
+    (3, 10)
+    >>> basic_canary_scale(10, 30, candidate_spec=0, stable_spec=10, candidate_available=0, stable_available=10,
+    ...                    surge=0, unavailable=5)
+    (0, 7)
+    """
+    surge_ = max_surge(surge, unavailable, replicas)
+    want_candidate, want_stable = basic_canary_replicas(replicas, weight, surge_)
+    candidate, stable = candidate_spec, stable_spec
+    max_total = replicas + surge_
+    room = max_total - (candidate_spec + stable_spec)
+    if stable_spec < want_stable and room > 0:
+        stable = min(want_stable, stable_spec + room)
+        room -= stable - stable_spec
+    if candidate_spec < want_candidate and room > 0:
+        candidate = min(want_candidate, candidate_spec + room)
+    min_avail = replicas - max_unavailable(surge, unavailable, replicas)
+    increasing = want_candidate >= candidate_spec
+    serving = (replicas_for_scale_down(candidate_spec, candidate_available, not increasing)
+               + replicas_for_scale_down(stable_spec, stable_available, increasing))
+    if serving <= min_avail:
+        return candidate, stable
+    may_go = serving - min_avail
+    if not increasing:
+        if candidate_spec > want_candidate:
+            candidate = max(want_candidate, candidate_spec - may_go)
+        candidate, stable = _within_limits(candidate, candidate_available, stable, stable_available,
+                                           max_total, min_avail)
+    else:
+        if stable_spec > want_stable:
+            stable = max(want_stable, stable_spec - may_go)
+        stable, candidate = _within_limits(stable, stable_available, candidate, candidate_available,
+                                           max_total, min_avail)
+    return candidate, stable
+
+
+def basic_canary_at_target(
+    replicas: int,
+    weight: int,
+    surge: IntOrPercent,
+    unavailable: IntOrPercent,
+    *,
+    candidate: tuple[int, int, int],
+    stable: tuple[int, int],
+) -> bool:
+    """The weight's counts are reached (Argo's ``AtDesiredReplicaCountsForCanary`` without a
+    router): the candidate's spec, pods and available pods all at its target, the stable's spec
+    and pods at its own (its pods need not all be available: Argo's ``allDesiredAreCreated``).
+    ``candidate`` is (spec, pods, available), ``stable`` (spec, pods); pods not counted yet (-1,
+    a status older than the last change) are not there. Argo reads the candidate's spec and
+    available pods only; its pods too here, so a step ends on a counted status.
+
+    10 replicas at 25%/25% and 25%: 3 candidate pods all available beside 8 stable ones is
+    there; with one candidate pod still starting, or a stable pod still to go, it is not.
+
+    >>> basic_canary_at_target(10, 25, "25%", "25%", candidate=(3, 3, 3), stable=(8, 8))
+    True
+    >>> basic_canary_at_target(10, 25, "25%", "25%", candidate=(3, 3, 2), stable=(8, 8))
+    False
+    >>> basic_canary_at_target(10, 25, "25%", "25%", candidate=(3, 3, 3), stable=(8, 9))
+    False
+    """
+    want_candidate, want_stable = basic_canary_replicas(replicas, weight, max_surge(surge, unavailable, replicas))
+    return candidate == (want_candidate,) * 3 and stable == (want_stable,) * 2
+
+
+def basic_canary_waves(
+    replicas: int,
+    weight: int,
+    candidate: int,
+    stable: int,
+    surge: IntOrPercent,
+    unavailable: IntOrPercent,
+) -> int:
+    """Pod start-up waves a canary without a router takes from ``candidate`` and ``stable``
+    pods, all available, to ``weight``'s counts, scaling one version a pass as the controller
+    does with :func:`basic_canary_scale`, when pods going go at once and pods asked for are all
+    available one wave later.
+
+    10 replicas at 25%/25% from 0 to 25%: the stable goes to 8 and the candidate to 3 in the same
+    wave, so 1. 4 replicas with surge 1 and unavailable 0 from 0 to 50%: one candidate pod at a
+    time, a stable pod going as each is up, so 2; back to 0 (an abort) from there, 2 again.
+
+    >>> basic_canary_waves(10, 25, 0, 10, "25%", "25%"), basic_canary_waves(4, 50, 0, 4, 1, 0)
+    (1, 2)
+    >>> basic_canary_waves(4, 0, 2, 2, 1, 0)
+    2
+    """
+    waves = 0
+    candidate_available, stable_available = candidate, stable
+    for _ in range(8 * (replicas + 2)):  # a wave brings at least one pod, a pass scales one version
+        to_candidate, to_stable = basic_canary_scale(
+            replicas, weight, candidate_spec=candidate, stable_spec=stable,
+            candidate_available=candidate_available, stable_available=stable_available,
+            surge=surge, unavailable=unavailable,
+        )
+        if to_stable != stable:
+            stable, stable_available = to_stable, min(stable_available, to_stable)
+        elif to_candidate != candidate:
+            candidate, candidate_available = to_candidate, min(candidate_available, to_candidate)
+        elif (candidate_available, stable_available) == (candidate, stable):
+            break
+        else:
+            waves += 1
+            candidate_available, stable_available = candidate, stable
+    return waves
 
 
 def traffic_weight_to_replicas(replicas: int, weight: float) -> int:
