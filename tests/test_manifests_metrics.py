@@ -293,3 +293,17 @@ def test_a_flagger_metric_template_of_another_provider_is_named_for_a_cluster_ru
     spec = _analysis(_plan(_write(tmp_path, CANARY.replace("{provider}", "istio"), datadog)))
     assert spec.foreign_metrics == ("404s percentage (datadog)",)
     assert [m.name for m in spec.metrics] == ["request-success-rate", "request-duration"]
+
+
+def test_nginx_and_gateway_router_fields_not_carried_out_are_named(tmp_path: Path) -> None:
+    nginx = NGINX + """
+            additionalIngressAnnotations:
+              canary-by-header: X-Canary
+            stableIngresses: [web-ingress, web-ingress-2]"""
+    nginx = nginx.replace("          stableIngress: web-ingress\n", "")
+    scenario = scenario_from_manifests(_write(tmp_path, ROLLOUT.replace("{routing}", nginx), TEMPLATE))
+    plan = plan_from_manifests(_write(tmp_path, ROLLOUT.replace("{routing}", nginx), TEMPLATE), scenario)
+    assert plan.route == "web-ingress"
+    text = "\n".join(plan.warnings)
+    assert "trafficRouting.nginx.additionalIngressAnnotations" in text
+    assert "web-ingress-2" in text

@@ -76,9 +76,12 @@ def _analysis_sources(metrics: ProviderConfig, target: Any, scenario: Scenario, 
             "drop it, mark it dryRun, or run the analysis where its provider is")
     if not any(spec.metrics for spec in specs):
         return window, []
+    # {{ ingress }} / {{ route }}: the object the world splits, i.e. the route parameter, else the
+    # manifest's (Argo's stableIngress or httpRoute), else the service's name; the parameter alone
+    # would leave them empty for a route named only in the manifest
+    route = getattr(world, "route", None) or target.route or ""
     team = TeamMetrics(
-        EvalContext(target.namespace, scenario.service, world.candidate_workload(), ingress=target.route or "",
-                    route=target.route or ""),
+        EvalContext(target.namespace, scenario.service, world.candidate_workload(), ingress=route, route=route),
         prometheus_url=target.prometheus_url, prometheus_token=target.prometheus_token,
         read_secret=secret_reader(api, target.namespace))
     try:

@@ -180,18 +180,27 @@ def _router(r: Reader, value: Any, path: str) -> tuple[str | None, str | None]:
     routing = r.mapping(value, path)
     if routing.get("nginx") is not None:
         nginx = r.mapping(routing["nginx"], f"{path}.nginx")
+        # annotationPrefix, additionalIngressAnnotations (canary-by-header, ...) are not carried out
+        r.unused(nginx, f"{path}.nginx", ("stableIngress", "stableIngresses"))
         ingress = r.string(nginx, "stableIngress", f"{path}.nginx")
         if ingress is None and nginx.get("stableIngresses"):
-            ingress = str(r.items(nginx["stableIngresses"], f"{path}.nginx.stableIngresses")[0])
+            stables = r.items(nginx["stableIngresses"], f"{path}.nginx.stableIngresses")
+            ingress = str(stables[0])
+            if len(stables) > 1:
+                r.warn(f"{path}.nginx.stableIngresses", f"only the first, {ingress!r}, gets a canary Ingress; "
+                       f"{', '.join(map(str, stables[1:]))} keep all their traffic on the stable version")
         if ingress is None:
             r.fail(f"{path}.nginx.stableIngress", "missing; the NGINX router needs the stable Ingress")
         return "nginx-ingress", ingress
     plugins = r.mapping(routing.get("plugins"), f"{path}.plugins")
     gateway = plugins.get("argoproj-labs/gatewayAPI")
     if gateway is not None:
-        g = r.mapping(gateway, f"{path}.plugins.argoproj-labs/gatewayAPI")
-        return "gateway-httproute", r.string(g, "httpRoute", f"{path}.plugins.argoproj-labs/gatewayAPI")
+        gpath = f"{path}.plugins.argoproj-labs/gatewayAPI"
+        g = r.mapping(gateway, gpath)
+        r.unused(g, gpath, ("httpRoute",), quiet=("namespace",))  # the route is looked up in the run's namespace
+        return "gateway-httproute", r.string(g, "httpRoute", gpath)
     others = sorted(k for k in routing if k not in ("nginx", "plugins", "managedRoutes"))
+    others += sorted(f"plugins.{k}" for k in plugins)  # a router plugin other than the Gateway API's
     if others:
         r.warn(f"{path}.{others[0]}", "on a cluster the weights are set through a Gateway API HTTPRoute "
                "(or NGINX Ingress); the rehearsal's exact weights are the same")

@@ -120,3 +120,17 @@ class App:
     def close(self) -> None:
         self.exporter.stop()
         delete_namespace(self.admin, self.ns)
+
+
+def decision_sequence(record: dict) -> list[str]:
+    """A record's decisions as kinds, with a measurement's verdict and a step's description:
+    what must agree between a rehearsal and the cluster run of the same plan."""
+    seq = []
+    for d in record["decisions"]:
+        if d["kind"] == "measure":
+            seq.append("measure:" + d["reason"].split(": ", 1)[1].split(" ")[0])
+        elif d["kind"] == "step":
+            seq.append("step:" + d["reason"].split(": ", 1)[1])
+        else:
+            seq.append(d["kind"])
+    return seq
