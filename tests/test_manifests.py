@@ -434,13 +434,15 @@ ROLLOUT_HEAD = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name
 @pytest.mark.parametrize(
     ("text", "document", "path", "message"),
     [
-        ("apiVersion: argoproj.io/v1alpha1\nkind: Rolout\n", 1, "kind", "unknown kind 'Rolout'"),
+        ("apiVersion: argoproj.io/v1alpha1\nkind: Rolout\n", 1, "kind",
+         "no rollout among the manifests; expected one of Rollout, Canary, Deployment beside the templates and "
+         "companions; rollout.yaml (document 1): kind: Rolout '' skipped (did you mean Rollout?)"),
         ("apiVersion: apps/v1\nkind: Rollout\n", 1, "apiVersion", "argoproj.io"),
         ("kind: Service\napiVersion: v1\n---\n" + ROLLOUT_HEAD
          + "spec:\n  strategy:\n    canary:\n      steps:\n      - setWeight: 10\n      - pauze: {duration: 1m}\n",
          2, "spec.strategy.canary.steps[1]", "unknown step type 'pauze'; allowed: setWeight, pause"),
         (ROLLOUT_HEAD + "spec: {strategy: {canary: {steps: [{}]}}}\n", 1, "spec.strategy.canary.steps[0]",
-         "exactly one of"),
+         'got an empty step; "Step must have one of the following set'),
         (ROLLOUT_HEAD + "spec: {strategy: {canary: {steps: [{setWeight: 150}]}}}\n", 1,
          "spec.strategy.canary.steps[0].setWeight", "got 150"),
         (ROLLOUT_HEAD + "spec: {strategy: {canary: {steps: [{pause: {duration: 5 minutes}}]}}}\n", 1,
@@ -471,7 +473,8 @@ ROLLOUT_HEAD = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name
         ("kind: Service\napiVersion: v1\nmetadata: {name: checkout}\n", 1, "kind",
          "no rollout among the manifests; expected one of Rollout, Canary, Deployment"),
         (ROLLOUT_HEAD + "spec: {strategy: {canary: {}}}\n---\n" + ROLLOUT_HEAD + "spec: {strategy: {canary: {}}}\n",
-         2, "kind", "rehearse one at a time"),
+         2, "metadata.name", "several rollouts among the manifests: Rollout 'r' (rollout.yaml, document 1); "
+         "Rollout 'r' (rollout.yaml, document 2); pick one by name"),
     ],
 )
 def test_malformed_manifests_name_file_document_and_path(tmp_path: Path, text: str, document: int, path: str,

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploysim.errors import EXIT_OK, exit_code_for_outcome
+from deploysim.errors import EXIT_OK, ScenarioError, exit_code_for_outcome
 from deploysim.scenario import STRATEGY_KINDS, Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 REHEARSE_KEYS = ("rollout_seconds", "time_to_detect_seconds", "time_to_recover_seconds", "failed_requests",
                  "rollout_attributable_failures", "min_available", "extra_pod_seconds",
                  "time_paused_seconds", "time_in_analysis_seconds")
+
+
+NAME_HELP = "with --manifest: the Rollout, Canary or Deployment to rehearse (metadata.name) when the files hold several"
 
 
 def _scenario_args(p: argparse.ArgumentParser) -> None:
@@ -35,10 +38,13 @@ def _load(args: argparse.Namespace) -> Scenario:
     if getattr(args, "strategy", None):
         overrides.append(f"strategy.kind={args.strategy}")
     manifests = getattr(args, "manifest", None)
+    if getattr(args, "name", None) and not manifests:
+        raise ScenarioError("--name", args.name, "picks a rollout among the --manifest files; give --manifest too")
     if manifests:
         from deploysim.manifests import scenario_from_manifests
 
-        return scenario_from_manifests(manifests, scenario_path=args.scenario, overrides=overrides)
+        return scenario_from_manifests(manifests, scenario_path=args.scenario, overrides=overrides,
+                                       name=getattr(args, "name", None))
     return load_scenario(args.scenario, overrides)
 
 
@@ -51,7 +57,7 @@ def _plan(args: argparse.Namespace, scenario: Scenario) -> Plan:
         return compile_plan(scenario)
     from deploysim.manifests import plan_from_manifests
 
-    plan = plan_from_manifests(manifests, scenario)
+    plan = plan_from_manifests(manifests, scenario, name=getattr(args, "name", None))
     for warning in plan.warnings:
         print(f"deploysim: warning: {warning}", file=sys.stderr)
     return plan
@@ -135,6 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _scenario_args(p)
     p.add_argument("--strategy", choices=STRATEGY_KINDS, help="override strategy.kind")
     p.add_argument("--manifest", "-m", action="append", help="Argo Rollouts / Flagger / Deployment YAML")
+    p.add_argument("--name", help=NAME_HELP)
     p.add_argument("--out", "-o", default="reports/rehearsal", help="report folder")
     p.set_defaults(func=cmd_rehearse)
 
@@ -157,4 +164,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     _scenario_args(p)
     p.add_argument("--strategy", choices=STRATEGY_KINDS)
     p.add_argument("--manifest", "-m", action="append")
+    p.add_argument("--name", help=NAME_HELP)
     p.set_defaults(func=cmd_plan)

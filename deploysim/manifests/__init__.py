@@ -1,11 +1,14 @@
 """The manifests teams already have in, the same plan out: Argo Rollouts, Flagger, Deployments.
 
 ``deploysim rehearse --manifest rollout.yaml --manifest templates.yaml`` reads multi-document
-YAML files and finds one rollout in them: an Argo Rollouts ``Rollout`` (with the
+YAML files and finds the rollout in them: an Argo Rollouts ``Rollout`` (with the
 ``AnalysisTemplate`` / ``ClusterAnalysisTemplate`` objects it names), a Flagger ``Canary``
 (with its ``MetricTemplate`` objects and target ``Deployment``) or a lone ``apps/v1
-Deployment``. The manifest gives the strategy, the replicas and the analysis; the scenario
-still gives the traffic, the pods, the two versions and the faults.
+Deployment``; among several, the one named by ``--name`` (``name=``). A ``kind: List``
+document is read item by item; a kind the rehearsal does not read (an Argo ``Experiment``, a
+CRD of the team's own) is skipped and named in a warning. The manifest gives the strategy,
+the replicas and the analysis; the scenario still gives the traffic, the pods, the two
+versions and the faults.
 
 One reader per kind (:data:`READERS`): ``argo``, ``flagger`` and ``deployment``, each over
 the documents and paths of :mod:`~deploysim.manifests.documents` and the query rules of
@@ -45,6 +48,7 @@ from deploysim.manifests.documents import (
     RolloutReader,
     document_role,
     read_documents,
+    skipped_note,
 )
 from deploysim.manifests.flagger import read_canary
 from deploysim.manifests.queries import (
@@ -87,10 +91,11 @@ READERS: dict[str, RolloutReader] = {
 TARGET_KIND = "Deployment"
 
 
-def _the_rollout(docs: list[Document]) -> tuple[Document, Catalog]:
-    """The one rollout among the documents, and the templates and Deployments beside it."""
+def _catalogue(docs: list[Document]) -> tuple[list[Document], Catalog, list[str]]:
+    """(the rollouts, the templates and Deployments beside them, a warning per skipped document)."""
     rollouts: list[Document] = []
     catalog = Catalog()
+    warnings: list[str] = []
     for doc in docs:
         role = document_role(doc)
         if role == "template":
@@ -101,36 +106,79 @@ def _the_rollout(docs: list[Document]) -> tuple[Document, Catalog]:
             catalog.deployments[doc.name] = doc
         elif role == "rollout":
             rollouts.append(doc)
-    if len(rollouts) > 1:
-        first = rollouts[0]
-        raise rollouts[1].error("kind", f"a second rollout ({rollouts[1].kind} {rollouts[1].name!r}) "
-                                f"after {first.kind} {first.name!r} in {first.file}; rehearse one at a time")
-    if rollouts:
-        return rollouts[0], catalog
+        elif role == "unknown":
+            warnings.append(skipped_note(doc))
+    return rollouts, catalog, warnings
+
+
+def _canary_target(doc: Document) -> str | None:
+    spec = doc.data.get("spec")
+    target = spec.get("targetRef") if isinstance(spec, dict) else None
+    return str(target.get("name")) if doc.kind == "Canary" and isinstance(target, dict) else None
+
+
+def _listed(docs: list[Document]) -> str:
+    return "; ".join(d.describe() for d in docs)
+
+
+def _pick(docs: list[Document], rollouts: list[Document], catalog: Catalog, name: str | None,
+          skipped: list[str]) -> Document:
+    """The rollout to rehearse: the one there is, or the one named ``name`` (``metadata.name``).
+
+    A Deployment is the rollout only when no Rollout or Canary is among the manifests, or when
+    it is named and no Canary targets it (a Canary's target rolls out by the Canary's steps)."""
     targets = list(catalog.deployments.values())
-    if len(targets) > 1:
-        raise targets[1].error("kind", f"a second Deployment ({targets[1].name!r}) after {targets[0].name!r}; "
-                               "rehearse one at a time, or add the Flagger Canary that targets it")
+    first = docs[0]
+    if name is not None:
+        named = [d for d in rollouts if d.name == name]
+        if not named and name in catalog.deployments:
+            owners = [d for d in rollouts if _canary_target(d) == name]
+            if owners:
+                raise owners[0].error("spec.targetRef.name", f"the name given, {name!r}, is this Canary's target; "
+                                      f"a Canary's Deployment rolls out by the Canary's steps: name the Canary "
+                                      f"({owners[0].name!r})")
+            named = [catalog.deployments[name]]
+        if len(named) > 1:
+            raise named[1].error("metadata.name", f"several rollouts are named {name!r}: {_listed(named)}; "
+                                 "a namespace holds one object of a kind and name")
+        if not named:
+            files = ", ".join(dict.fromkeys(d.file for d in docs))
+            raise ManifestError(files, 0, "metadata.name", f"got {name!r}; no Rollout, Canary or Deployment of that "
+                                f"name among the manifests (there: {_listed(rollouts or targets) or 'none'})")
+        return named[0]
+    several = rollouts if len(rollouts) > 1 else (targets if not rollouts and len(targets) > 1 else [])
+    if several:
+        raise several[1].error("metadata.name", f"several rollouts among the manifests: {_listed(several)}; "
+                               "pick one by name (--name, name=, the runbook's manifest_name)")
+    if rollouts:
+        return rollouts[0]
     if not targets:
-        raise ManifestError(docs[0].file, docs[0].index, "kind", "no rollout among the manifests; "
-                            f"expected one of {', '.join(READERS)} beside the templates and companions")
-    return targets[0], catalog
+        raise ManifestError(first.file, first.index, "kind", "no rollout among the manifests; "
+                            f"expected one of {', '.join(READERS)} beside the templates and companions"
+                            + "".join(f"; {note}" for note in skipped))
+    return targets[0]
 
 
-def read_rollout(manifests: ManifestPaths) -> ImportedRollout:
-    """Find and check the one rollout among the manifests, with the templates it uses."""
-    doc, catalog = _the_rollout(read_documents(manifests))
-    return READERS[doc.kind](Reader(doc, []), catalog)
+def read_rollout(manifests: ManifestPaths, name: str | None = None) -> ImportedRollout:
+    """Find and check the rollout among the manifests (the one named ``name`` when they hold
+    several), with the templates it uses. Documents of kinds the rehearsal does not read are
+    skipped, each named in a warning."""
+    docs = read_documents(manifests)
+    rollouts, catalog, warnings = _catalogue(docs)
+    doc = _pick(docs, rollouts, catalog, name, warnings)
+    return READERS[doc.kind](Reader(doc, warnings), catalog)
 
 
 def scenario_from_manifests(
     manifests: ManifestPaths,
     scenario_path: str | Path | None = None,
     overrides: list[str] | None = None,
+    name: str | None = None,
 ) -> Scenario:
-    """The scenario (file or built-in default) with the manifest's strategy and replicas;
-    ``--set`` overrides still win over both."""
-    imported = read_rollout(manifests)
+    """The scenario (file or built-in default) with the strategy and replicas of the manifest's
+    rollout (the one named ``name`` when there are several); ``--set`` overrides still win
+    over both."""
+    imported = read_rollout(manifests, name)
     data = read_yaml(scenario_path or default_scenario_path())
     strategy = dict(data.get("strategy") or {})
     strategy.update(imported.strategy)
@@ -144,9 +192,10 @@ def scenario_from_manifests(
     return load_scenario(scenario_path, overrides=[], data=data)
 
 
-def plan_from_manifests(manifests: ManifestPaths, scenario: Scenario) -> Plan:
-    """The plan the manifests describe, for the scenario's replicas and judge."""
-    imported = read_rollout(manifests)
+def plan_from_manifests(manifests: ManifestPaths, scenario: Scenario, name: str | None = None) -> Plan:
+    """The plan the manifests describe (their rollout named ``name`` when there are several),
+    for the scenario's replicas and judge."""
+    imported = read_rollout(manifests, name)
     replicas = scenario.replicas
     warnings = list(imported.warnings)
     if imported.replicas is not None and imported.replicas != replicas:

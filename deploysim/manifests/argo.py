@@ -1,8 +1,11 @@
 """Argo Rollouts: a ``Rollout`` (canary or blue-green) and the ``AnalysisTemplate`` /
 ``ClusterAnalysisTemplate`` objects it names, as a plan.
 
-A canary's ``steps`` become the plan's steps one for one (``setWeight``, ``pause``,
-``setCanaryScale``, ``analysis``); a canary without steps replaces pods like a rolling update,
+A canary's ``steps`` become the plan's steps (``setWeight``, ``pause``, ``setCanaryScale``,
+``analysis``), combined and checked as Argo combines and checks them
+(:mod:`~deploysim.manifests.argo_steps`), with ``setWeight`` out of
+``trafficRouting.maxTrafficWeight``; ``analysis.startingStep`` counts the Rollout's steps and
+lands on the plan step they begin; a canary without steps replaces pods like a rolling update,
 as Argo does. A blue-green rollout scales the preview, runs its pre-promotion analysis, waits
 for promotion, switches, runs its post-promotion analysis and keeps the old colour for
 ``scaleDownDelaySeconds``. Every metric of the templates an analysis names joins one
@@ -17,13 +20,11 @@ from typing import Any
 
 from deploysim import plan as steps
 from deploysim.manifests.argo_analysis import PROVIDERS, analysis_from_templates  # noqa: F401 - importers' API
+from deploysim.manifests.argo_steps import read_canary_steps, starting_step_note
 from deploysim.manifests.deployment import fenceposts, workload_timing
-from deploysim.manifests.documents import WEIGHT_HELP, Catalog, ImportedRollout, Reader
+from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
 from deploysim.plan import AnalysisSpec, Plan
 from deploysim.rules.canary import percent_for_replicas
-
-CANARY_STEP_TYPES = ("setWeight", "pause", "setCanaryScale", "analysis", "experiment",
-                     "setHeaderRoute", "setMirrorRoute", "plugin")
 
 
 def read_argo_rollout(r: Reader, catalog: Catalog) -> ImportedRollout:
@@ -56,70 +57,11 @@ def _argo_canary(r: Reader, value: Any, catalog: Catalog, replicas: int | None,
     surge, unavailable = fenceposts(r, canary, path)
     router = canary.get("trafficRouting") is not None
     router_name, route = _router(r, canary.get("trafficRouting"), f"{path}.trafficRouting") if router else (None, None)
+    max_weight = _max_traffic_weight(r, canary.get("trafficRouting"), f"{path}.trafficRouting") if router else 100
     r.unused(canary, path, ("steps", "maxSurge", "maxUnavailable", "trafficRouting", "analysis"),
              quiet=("canaryService", "stableService", "canaryMetadata", "stableMetadata", "pingPong"))
-    planned: list[tuple[str, Any, str]] = []  # (what, value, path)
-    for i, raw in enumerate(r.items(canary.get("steps"), f"{path}.steps")):
-        spath = f"{path}.steps[{i}]"
-        step = r.mapping(raw, spath)
-        kinds = [k for k in step if k in CANARY_STEP_TYPES]
-        unknown = [k for k in step if k not in CANARY_STEP_TYPES]
-        if unknown:
-            r.fail(spath, f"unknown step type {unknown[0]!r}; allowed: {', '.join(CANARY_STEP_TYPES)}")
-        if len(kinds) != 1:
-            r.fail(spath, f"got {kinds or 'an empty step'}; a step is exactly one of {', '.join(CANARY_STEP_TYPES)}")
-        kind = kinds[0]
-        body = step[kind]
-        if kind == "setWeight":
-            w = body
-            if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-                r.fail(f"{spath}.setWeight", f"got {w!r}; {WEIGHT_HELP}")
-            planned.append(("weight", w, spath))
-        elif kind == "pause":
-            if body is None or not isinstance(body, dict):
-                r.fail(f"{spath}.pause", f"got {body!r}; pause: {{}} waits for promotion, "
-                       "pause: {duration: 10m} waits ten minutes")
-            r.unused(body, f"{spath}.pause", ("duration",))
-            seconds = None
-            if body.get("duration") is not None:
-                seconds = r.duration(body["duration"], f"{spath}.pause.duration")
-            planned.append(("pause", seconds, spath))
-        elif kind == "setCanaryScale":
-            scale = r.mapping(body, f"{spath}.setCanaryScale")
-            given = [k for k in ("replicas", "weight", "matchTrafficWeight") if k in scale]
-            r.unused(scale, f"{spath}.setCanaryScale", ("replicas", "weight", "matchTrafficWeight"))
-            if len(given) != 1:
-                r.fail(f"{spath}.setCanaryScale", "needs exactly one of replicas, weight, matchTrafficWeight")
-            if given[0] == "matchTrafficWeight":
-                if scale["matchTrafficWeight"] is not True:
-                    r.fail(f"{spath}.setCanaryScale.matchTrafficWeight", "must be true when set")
-                planned.append(("scale", None, spath))
-            elif given[0] == "weight":
-                w = r.integer(scale, "weight", f"{spath}.setCanaryScale", None, lo=0)
-                planned.append(("scale", w, spath))
-            else:
-                n = r.integer(scale, "replicas", f"{spath}.setCanaryScale", None, lo=0)
-                planned.append(("scale_replicas", n, spath))
-            if not router:
-                r.warn(f"{spath}.setCanaryScale", "needs trafficRouting; Argo Rollouts ignores it here, "
-                       "and so does the rehearsal")
-                planned.pop()
-        elif kind == "analysis":
-            refs = r.mapping(body, f"{spath}.analysis")
-            spec = analysis_from_templates(r, refs, f"{spath}.analysis", catalog, f"step-{i + 1}")
-            if spec.count is None:
-                r.warn(f"{spath}.analysis", "a metric runs indefinitely (interval without count); "
-                       "the step waits until the analysis fails")
-            planned.append(("analysis", spec, spath))
-        elif kind == "experiment":
-            exp = r.mapping(body, f"{spath}.experiment")
-            seconds = r.duration(exp["duration"], f"{spath}.experiment.duration") if exp.get("duration") else None
-            r.warn(f"{spath}.experiment", "experiments are not simulated"
-                   + ("; the rehearsal holds for its duration" if seconds else "; the step is skipped"))
-            if seconds:
-                planned.append(("pause", seconds, spath))
-        else:
-            r.warn(f"{spath}.{kind}", "not simulated; the step is skipped")
+    read = read_canary_steps(r, canary.get("steps"), f"{path}.steps", catalog, router, max_weight)
+    planned = read.planned
     background = canary.get("analysis")
     bg_spec: AnalysisSpec | None = None
     bg_start = 0
@@ -127,9 +69,12 @@ def _argo_canary(r: Reader, value: Any, catalog: Catalog, replicas: int | None,
         bpath = f"{path}.analysis"
         refs = r.mapping(background, bpath)
         bg_spec = analysis_from_templates(r, refs, bpath, catalog, "background", extra=("startingStep",))
-        bg_start = r.integer(refs, "startingStep", bpath, 0, lo=0) or 0
-        if bg_start > len(planned):
-            r.fail(f"{bpath}.startingStep", f"got {bg_start}; the canary has {len(planned)} steps")
+        step_index = r.integer(refs, "startingStep", bpath, 0, lo=0) or 0
+        if step_index > len(read.kinds):
+            r.fail(f"{bpath}.startingStep", f"got {step_index}; the canary has {len(read.kinds)} steps")
+        bg_start = read.plan_index(step_index)
+        if bg_start != step_index:
+            r.warn(f"{bpath}.startingStep", starting_step_note(read, step_index, f"{path}.steps"))
 
     strategy = {"kind": "canary", "max_surge": surge, "max_unavailable": unavailable, "traffic_router": router,
                 "min_ready_seconds": common["min_ready_seconds"],
@@ -199,12 +144,30 @@ def _router(r: Reader, value: Any, path: str) -> tuple[str | None, str | None]:
         g = r.mapping(gateway, gpath)
         r.unused(g, gpath, ("httpRoute",), quiet=("namespace",))  # the route is looked up in the run's namespace
         return "gateway-httproute", r.string(g, "httpRoute", gpath)
-    others = sorted(k for k in routing if k not in ("nginx", "plugins", "managedRoutes"))
+    others = sorted(k for k in routing if k not in ("nginx", "plugins", "managedRoutes", "maxTrafficWeight"))
     others += sorted(f"plugins.{k}" for k in plugins)  # a router plugin other than the Gateway API's
     if others:
         r.warn(f"{path}.{others[0]}", "on a cluster the weights are set through a Gateway API HTTPRoute "
                "(or NGINX Ingress); the rehearsal's exact weights are the same")
     return None, None
+
+
+# Argo's refusal of maxTrafficWeight with another router (ValidateRolloutStrategyCanary)
+ARGO_MAX_WEIGHT_ROUTERS = "Canary maxTrafficWeight in traffic routing only support in Nginx and Plugins"
+
+
+def _max_traffic_weight(r: Reader, value: Any, path: str) -> int:
+    """``trafficRouting.maxTrafficWeight``, the total the steps' weights are out of (default
+    100, ``weightutil.MaxTrafficWeight``); Argo accepts it with the NGINX router or a plugin
+    router only."""
+    routing = r.mapping(value, path)
+    if routing.get("maxTrafficWeight") is None:
+        return 100
+    total = r.integer(routing, "maxTrafficWeight", path, 100, lo=1) or 100
+    if routing.get("nginx") is None and not routing.get("plugins"):
+        r.fail(f"{path}.maxTrafficWeight", f"got {total}; {ARGO_MAX_WEIGHT_ROUTERS} (Argo Rollouts refuses it "
+               "with any other router)")
+    return total
 
 
 def _argo_blue_green(r: Reader, value: Any, catalog: Catalog, replicas: int | None,

@@ -8,6 +8,7 @@ for what the rehearsal does not model. A reader returns an :class:`ImportedRollo
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,11 +44,14 @@ COMPANION_KINDS = {
 
 @dataclass(frozen=True)
 class Document:
-    """One YAML document of one file; ``index`` counts from 1 as people do."""
+    """One object of one file: a YAML document, or an item of a ``kind: List`` document.
+    ``index`` counts documents from 1 as people do; ``prefix`` is the item's place in its List
+    (``items[2].``), put before every path an error or warning names."""
 
     file: str
     index: int
     data: dict[str, Any]
+    prefix: str = ""
 
     @property
     def kind(self) -> str:
@@ -64,7 +68,12 @@ class Document:
         return str(meta.get("name", "")) if isinstance(meta, dict) else ""
 
     def error(self, path: str, message: str) -> ManifestError:
-        return ManifestError(self.file, self.index, path, message)
+        return ManifestError(self.file, self.index, self.prefix + path, message)
+
+    def describe(self) -> str:
+        """``Rollout 'checkout' (rollouts.yaml, document 2)``, for messages that list objects."""
+        where = f"{Path(self.file).name}, document {self.index}" + (f", {self.prefix[:-1]}" if self.prefix else "")
+        return f"{self.kind} {self.name!r} ({where})"
 
 
 class Reader:
@@ -79,7 +88,7 @@ class Reader:
         raise self.doc.error(path, message)
 
     def warn(self, path: str, message: str) -> None:
-        note = f"{Path(self.doc.file).name} (document {self.doc.index}): {path}: {message}"
+        note = f"{Path(self.doc.file).name} (document {self.doc.index}): {self.doc.prefix}{path}: {message}"
         if note not in self.warnings:
             self.warnings.append(note)
 
@@ -219,7 +228,7 @@ def read_documents(manifests: ManifestPaths) -> list[Document]:
                 if not isinstance(data, dict):
                     raise ManifestError(name, index, "(document)",
                                         f"got a {type(data).__name__}; a manifest is a mapping with kind and apiVersion")
-                docs.append(Document(name, index, data))
+                docs.extend(list_items(Document(name, index, data)))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -231,8 +240,36 @@ def read_documents(manifests: ManifestPaths) -> list[Document]:
     return docs
 
 
+def list_items(doc: Document) -> list[Document]:
+    """The objects of a document: itself, or each item of a ``kind: List`` (``apiVersion: v1``,
+    as ``kubectl get -o yaml`` writes several objects), Lists within it read the same way.
+
+    >>> items = list_items(Document("f.yaml", 1, {"apiVersion": "v1", "kind": "List", "items": [
+    ...     {"kind": "Service"}, {"apiVersion": "v1", "kind": "List", "items": [{"kind": "Rollout"}]}]}))
+    >>> [(d.kind, d.prefix) for d in items]
+    [('Service', 'items[0].'), ('Rollout', 'items[1].items[0].')]
+    """
+    if doc.data.get("kind") != "List":
+        return [doc]
+    if doc.data.get("apiVersion") != "v1":
+        raise doc.error("apiVersion", f"got {doc.data.get('apiVersion')!r}; a List is v1")
+    items = doc.data.get("items")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise doc.error("items", f"got {items!r}; a List's items are a list of objects")
+    out: list[Document] = []
+    for i, item in enumerate(items):
+        here = f"{doc.prefix}items[{i}]"
+        if not isinstance(item, dict):
+            raise ManifestError(doc.file, doc.index, here, f"got {item!r}; an item is a mapping with kind and apiVersion")
+        out.extend(list_items(Document(doc.file, doc.index, item, f"{here}.")))
+    return out
+
+
 def document_role(doc: Document) -> str:
-    """'rollout', 'template' or 'companion'; an unknown kind or API group is an error."""
+    """'rollout', 'template', 'companion' or 'unknown' (a kind the rehearsal does not read,
+    skipped with a warning); a missing kind, or a known kind of another API group, is an error."""
     kind = doc.data.get("kind")
     if not isinstance(kind, str) or not kind:
         raise doc.error("kind", "missing; expected Rollout, Canary, Deployment or an analysis template")
@@ -244,6 +281,18 @@ def document_role(doc: Document) -> str:
         return "rollout" if kind in ROLLOUT_KINDS else "template"
     if kind in COMPANION_KINDS:
         return "companion"
-    allowed = ", ".join([*ROLLOUT_KINDS, *TEMPLATE_KINDS])
-    raise doc.error("kind", f"unknown kind {kind!r}; allowed: {allowed} "
-                    f"(and companions such as Service or Ingress, which are skipped)")
+    return "unknown"
+
+
+def skipped_note(doc: Document) -> str:
+    """The warning for a document of a kind the rehearsal does not read (an Argo Experiment,
+    an Istio or Gateway object not among the companions, a CRD of the team's own).
+
+    >>> print(skipped_note(Document("all.yaml", 3, {"kind": "Rolout", "metadata": {"name": "web"}})))
+    all.yaml (document 3): kind: Rolout 'web' skipped (did you mean Rollout?); the rehearsal reads Rollout, Canary, Deployment, AnalysisTemplate, ClusterAnalysisTemplate, MetricTemplate
+    """
+    known = [*ROLLOUT_KINDS, *TEMPLATE_KINDS]
+    close = difflib.get_close_matches(doc.kind, known, n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (f"{Path(doc.file).name} (document {doc.index}): {doc.prefix}kind: {doc.kind} {doc.name!r} skipped{hint}; "
+            f"the rehearsal reads {', '.join(known)}")

@@ -52,6 +52,9 @@ class KubeTarget:
 def build_scenario(params: RunbookParameters) -> tuple[Scenario, dict[str, str]]:
     """The scenario the parameters describe, and which parameter set which scenario key."""
     setters: dict[str, str] = {}
+    if params.manifest_name is not None and params.manifest is None:
+        raise ParameterError("parameter 'manifest_name': picks a rollout among the manifest files; "
+                             "give manifest too")
     if params.manifest is not None:
         data = _scenario_from_manifests(params)
         setters[""] = "manifest"
@@ -168,7 +171,8 @@ def _manifests_module() -> Any:
 def _scenario_from_manifests(params: RunbookParameters) -> dict[str, Any]:
     paths = _manifest_paths(params)
     try:
-        scenario = _manifests_module().scenario_from_manifests(paths, scenario_path=params.scenario, overrides=[])
+        scenario = _manifests_module().scenario_from_manifests(paths, scenario_path=params.scenario, overrides=[],
+                                                               name=params.manifest_name)
     except (ManifestError, ScenarioError) as exc:
         raise ParameterError(f"parameter 'manifest': {exc}") from None
     if not params.accepts(scenario.strategy.kind):
@@ -184,7 +188,8 @@ def build_plan(params: RunbookParameters, scenario: Scenario) -> Plan:
 
     if params.manifest is not None:
         try:
-            return _manifests_module().plan_from_manifests(_manifest_paths(params), scenario)
+            return _manifests_module().plan_from_manifests(_manifest_paths(params), scenario,
+                                                           name=params.manifest_name)
         except ManifestError as exc:
             raise ParameterError(f"parameter 'manifest': {exc}") from None
     return compile_plan(scenario)

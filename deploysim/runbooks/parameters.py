@@ -88,6 +88,9 @@ class RunbookParameters(BaseModel):
     manifest: StrictStr | list[StrictStr] | None = _p(
         None, "Argo Rollout / Flagger Canary / Deployment YAML (a path or a list); the strategy comes from it",
         "Optional[str]", "run")
+    manifest_name: StrictStr | None = _p(
+        None, "which Rollout / Canary / Deployment of the manifest files (metadata.name); None: the one there is",
+        "Optional[str]", "run")
     image: StrictStr | None = _p(
         None, "the candidate's image: a semver tag or a digest, never latest; None: the scenario's",
         "Optional[str]", "run")
