@@ -307,3 +307,27 @@ def test_nginx_and_gateway_router_fields_not_carried_out_are_named(tmp_path: Pat
     text = "\n".join(plan.warnings)
     assert "trafficRouting.nginx.additionalIngressAnnotations" in text
     assert "web-ingress-2" in text
+
+
+def test_args_in_interval_count_and_limits_are_filled_before_they_are_read(tmp_path: Path) -> None:
+    # Argo resolves {{args.*}} over the whole metric (utils/analysis ResolveArgs) before it runs it;
+    # count and the limits are IntOrString, so "3" counts as 3
+    template = TEMPLATE.replace("    interval: 5m\n    successCondition: result[0] >= 0.95\n    failureLimit: 3\n",
+                                "    interval: \"{{args.interval}}\"\n    count: \"{{args.count}}\"\n"
+                                "    successCondition: result[0] >= 0.95\n    failureLimit: \"{{ args.limit }}\"\n")
+    template = template.replace("  - name: team\n", "  - name: team\n  - name: interval\n    value: 30s\n"
+                                "  - name: count\n    value: \"4\"\n  - name: limit\n")
+    template = template[:template.index("  - name: webmetric")]  # the one metric: its limit is the spec's
+    given = "          - name: service-name\n            value: web-canary.shop.svc.cluster.local\n"
+    rollout = ROLLOUT.replace("{routing}", GATEWAY).replace(
+        given, given + "          - name: count\n            value: \"3\"\n          - name: limit\n"
+        "            value: \"1\"\n")
+    spec = _analysis(_plan(_write(tmp_path, rollout, template)))
+    # the template's default interval, the Rollout's count and limit over the template's
+    assert (spec.interval, spec.count, spec.failure_limit) == (30.0, 3, 1)
+
+
+def test_an_arg_in_a_count_that_no_one_gives_is_named(tmp_path: Path) -> None:
+    template = TEMPLATE.replace("    failureLimit: 3\n", "    failureLimit: 3\n    count: \"{{args.runs}}\"\n")
+    with pytest.raises(ManifestError, match=r"count: got '\{\{args.runs\}\}'; \{\{args.runs\}\}: no such argument"):
+        _plan(_write(tmp_path, ROLLOUT.replace("{routing}", GATEWAY), template))

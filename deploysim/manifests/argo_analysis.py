@@ -96,9 +96,10 @@ def analysis_from_templates(r: Reader, refs: dict[str, Any], path: str, catalog:
         cluster = r.boolean(ref, "clusterScope", tpath, False)
         kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
         tr = Reader(catalog.template(r, kind, tname, f"{tpath}.templateName"), r.warnings)
-        metrics.extend(_template_metrics(tr, dry, notes))
         tspec = tr.doc.data.get("spec") if isinstance(tr.doc.data.get("spec"), dict) else {}
-        template_args.extend(_args(tr, tspec.get("args"), "spec.args"))
+        declared = _args(tr, tspec.get("args"), "spec.args")
+        template_args.extend(declared)
+        metrics.extend(_template_metrics(tr, dry, notes, _known_values(declared, rollout_args)))
     simulated = [m for m in metrics if not m.dry_run]
     judged = [m for m in simulated if m.check is not None]
     timing_from = max(judged or simulated or metrics, key=lambda m: m.span)
@@ -179,7 +180,40 @@ def _merged_args(r: Reader, path: str, template: list[Arg], rollout: list[Arg]) 
         raise  # r.fail raises; this keeps type checkers content
 
 
-def _template_metrics(r: Reader, dry: list[str], notes: list[str]) -> list[_Metric]:
+def _known_values(declared: list[Arg], rollout: list[Arg]) -> dict[str, str]:
+    """The args whose values are known before the run: the Rollout's values over the
+    template's defaults (a Secret is read only when the run starts)."""
+    values = {a.name: a.value for a in declared if a.value is not None and a.secret is None}
+    names = {a.name for a in declared}
+    values.update({a.name: a.value for a in rollout if a.value is not None and a.name in names})
+    return {k: v for k, v in values.items() if v is not None}
+
+
+#: a metric's timing and limits, which Argo fills from ``{{args.*}}`` before it reads them
+TIMING_FIELDS = ("interval", "initialDelay", "count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit")
+
+
+def _resolve_timing(r: Reader, m: dict[str, Any], path: str, values: dict[str, str]) -> dict[str, Any]:
+    """``m`` with ``{{args.*}}`` in its timing and limits filled (Argo resolves args over the
+    whole metric before it runs it, ``analysisutil.ResolveArgs``); a whole number written as
+    text is read as one (these fields are IntOrString in Argo)."""
+    from deploysim.analysis.templating import TemplateError, substitute_args
+
+    out = dict(m)
+    for key in TIMING_FIELDS:
+        value = m.get(key)
+        if not isinstance(value, str) or "{{" not in value:
+            continue
+        try:
+            text = substitute_args(value, values)
+        except TemplateError as exc:
+            r.fail(f"{path}.{key}", f"got {value!r}; {exc} (a value the Rollout gives, not a Secret)")
+        out[key] = int(text) if key not in ("interval", "initialDelay") and text.strip().lstrip("-").isdigit() else text
+    return out
+
+
+def _template_metrics(r: Reader, dry: list[str], notes: list[str],
+                      values: dict[str, str] | None = None) -> list[_Metric]:
     doc = r.doc
     spec = r.mapping(doc.data.get("spec"), "spec")
     r.unused(spec, "spec", ("metrics", "dryRun"), quiet=("args", "measurementRetention"))
@@ -190,7 +224,7 @@ def _template_metrics(r: Reader, dry: list[str], notes: list[str]) -> list[_Metr
     out = []
     for i, item in enumerate(raw):
         path = f"spec.metrics[{i}]"
-        m = r.mapping(item, path)
+        m = _resolve_timing(r, r.mapping(item, path), path, values or {})
         name = r.name(m, "name", path, "every metric needs a name")
         interval = r.duration(m["interval"], f"{path}.interval") if m.get("interval") is not None else None
         initial = r.duration(m["initialDelay"], f"{path}.initialDelay") if m.get("initialDelay") is not None else 0.0
