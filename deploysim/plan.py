@@ -276,11 +276,14 @@ class Plan:
             lines.append(f"  warning: {warning}")
         return lines
 
+    def analyses(self) -> list[AnalysisSpec]:
+        """Every analysis of the plan: the steps' in order, then the background one."""
+        specs = [s.analysis for s in self.steps if isinstance(s, Analyze)]
+        return specs + ([self.background] if self.background is not None else [])
+
     def analysis(self, name: str) -> AnalysisSpec | None:
         """The analysis of that name: a step's or the background one."""
-        specs = [s.analysis for s in self.steps if isinstance(s, Analyze)]
-        specs += [self.background] if self.background is not None else []
-        return next((spec for spec in specs if spec.name == name), None)
+        return next((spec for spec in self.analyses() if spec.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

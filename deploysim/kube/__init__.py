@@ -31,8 +31,6 @@ def metrics_config(target: Any, scenario: Scenario, plan: Plan) -> ProviderConfi
     :class:`~deploysim.errors.ParameterError` naming the parameters to set, raised before
     any cluster is touched.
     """
-    from deploysim.plan import Analyze
-
     kind = target.metrics
     probe_urls = dict(target.probe_urls or {})
     if kind == "auto":
@@ -45,8 +43,7 @@ def metrics_config(target: Any, scenario: Scenario, plan: Plan) -> ProviderConfi
     except MetricsConfigError as exc:
         key, _, rest = str(exc).partition(":")
         raise ParameterError(f"parameter {METRICS_PARAMETERS.get(key, key)!r}:{rest}") from None
-    specs = [s.analysis for s in plan.steps if isinstance(s, Analyze)]
-    specs += [plan.background] if plan.background is not None else []
+    specs = plan.analyses()
     from deploysim.providers.evaluate import needs_window
 
     # an analysis of team metrics alone reads their sources, not the standard window
@@ -64,10 +61,10 @@ def _analysis_sources(metrics: ProviderConfig, target: Any, scenario: Scenario, 
     """The run's metrics source: the standard window, plus the team metrics of the plan's
     analyses with their args and Secrets resolved now, so a missing one stops the run before
     the cluster changes. Returns the provider and one line per team metric as it will be sent."""
-    from deploysim.providers.evaluate import AnalysisSources, EvalContext, TeamMetrics, _specs
+    from deploysim.providers.evaluate import AnalysisSources, EvalContext, TeamMetrics
 
     window = provider_for(metrics)
-    specs = _specs(plan)
+    specs = plan.analyses()
     foreign = [f"{spec.name}: {m}" for spec in specs for m in spec.foreign_metrics]
     if foreign:
         window.close()

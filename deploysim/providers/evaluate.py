@@ -142,7 +142,7 @@ class TeamMetrics:
         starts, so a missing arg or Secret stops the run before the cluster is changed.
         Returns one line per metric: the query as it will be sent, redacted."""
         lines = []
-        for spec in _specs(plan):
+        for spec in plan.analyses():
             for metric in spec.metrics:
                 try:
                     sent = self.render(metric, spec, metric.source.text)
@@ -306,13 +306,6 @@ def _first_number(result: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(x) else x
-
-
-def _specs(plan: Plan) -> list[AnalysisSpec]:
-    from deploysim.plan import Analyze
-
-    specs = [s.analysis for s in plan.steps if isinstance(s, Analyze)]
-    return specs + ([plan.background] if plan.background is not None else [])
 
 
 def needs_window(spec: AnalysisSpec | None) -> bool:

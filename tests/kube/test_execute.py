@@ -24,7 +24,16 @@ from deploysim.kube.traffic import start_exporter
 
 pytestmark = pytest.mark.cluster
 
-from cluster_app import CANDIDATE, PAPERMILL, REPLICAS, ROOT, STABLE, App, scenario_file  # noqa: E402
+from cluster_app import (  # noqa: E402
+    CANDIDATE,
+    PAPERMILL,
+    REPLICAS,
+    ROOT,
+    STABLE,
+    App,
+    decision_sequence,
+    scenario_file,
+)
 
 BAD = {"error_rate": 0.3}
 CASES = [
@@ -90,7 +99,7 @@ def test_healthy_candidate_is_promoted_as_rehearsed(make_app, strategy, runbook,
     # the same runbook rehearsed: the same decisions, the same summary fields, and the pod
     # figures the glossary defines agree with what the cluster did
     _, sim = app.run(runbook, *extra, target="sim")
-    assert _decision_sequence(sim) == _decision_sequence(record)
+    assert decision_sequence(sim) == decision_sequence(record)
     assert list(sim["summary"]) == list(record["summary"])
     assert (record["summary"]["world"], sim["summary"]["world"]) == ("kubernetes", "sim")
     for key in ("outcome", "min_available", "max_pods"):
@@ -165,24 +174,12 @@ def test_runs_as_the_service_account_bound_to_the_role(make_app):
     assert proc.returncode == 0 and record["summary"]["outcome"] == "promoted"
 
 
-def _decision_sequence(record: dict) -> list[str]:
-    seq = []
-    for d in record["decisions"]:
-        if d["kind"] == "measure":
-            seq.append("measure:" + d["reason"].split(": ", 1)[1].split(" ")[0])
-        elif d["kind"] == "step":
-            seq.append("step:" + d["reason"].split(": ", 1)[1])
-        else:
-            seq.append(d["kind"])
-    return seq
-
-
 def test_a_rolled_back_cluster_run_and_its_rehearsal_read_the_same_after_the_incident(make_app):
     app = make_app("canary", router=True, candidate=BAD)
     args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
     _, sim = app.run("canary", *args, target="sim")
     proc, real = app.run("canary", *args)
-    assert _decision_sequence(sim) == _decision_sequence(real)
+    assert decision_sequence(sim) == decision_sequence(real)
     assert sim["summary"]["outcome"] == real["summary"]["outcome"] == "rolled_back"
     # every field a number, or unknown with its reason: nothing a notebook trips over
     for summary in (sim["summary"], real["summary"]):
