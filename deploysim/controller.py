@@ -16,12 +16,18 @@ watch event; both carry out the same actions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deploysim.analysis.judges import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
-from deploysim.analysis.measurement import Measurement
-from deploysim.analysis.run import is_due, record_measurement, start_run
+from deploysim.analysis.run import (
+    acted_on_at,
+    background_done,
+    is_due,
+    record_measurement,
+    start_run,
+    window_for,
+)
+from deploysim.observation import Action, Decision, Observation, Reconciled, VersionState  # noqa: F401 - the API
 from deploysim.plan import (
     AnalysisSpec,
     Analyze,
@@ -35,7 +41,6 @@ from deploysim.plan import (
     SetWeight,
     SwitchTraffic,
 )
-from deploysim.rules.deployment import replicas_settled
 from deploysim.strategies.canary import (
     basic_canary_move,
     canary_scale_replicas,
@@ -66,73 +71,6 @@ OUTCOME_ROLLED_BACK = "rolled_back"
 OUTCOME_FAILED = "failed"
 OUTCOME_PAUSED = "paused"
 OUTCOME_INCOMPLETE = "incomplete"
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """One version's pods as the world sees them (Deployment / ReplicaSet status words)."""
-
-    desired: int = 0  # spec replicas
-    current: int = 0  # pods that exist and are not terminating
-    ready: int = 0
-    available: int = 0  # ready for minReadySeconds
-
-    @property
-    def settled(self) -> bool:
-        return replicas_settled(self.desired, self.current, self.available)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the world looks like now, and answers to the controller's last measure actions."""
-
-    now: float
-    stable: VersionState = field(default_factory=VersionState)
-    candidate: VersionState = field(default_factory=VersionState)
-    weight: float = 0.0  # share of requests the candidate gets now, 0-100
-    progress_deadline_exceeded: bool = False
-    measurements: dict[str, Measurement] = field(default_factory=dict)
-    promote_requested: bool = False
-    abort_requested: bool = False
-
-
-@dataclass(frozen=True)
-class Action:
-    """Something the world must do. Kinds:
-
-    ``rolling_update`` / ``recreate`` {version}: set the Deployment's template to a version;
-    ``scale`` {version, replicas}; ``route`` {weight}: the candidate's share (router or
-    active service); ``measure`` {analysis, start, end}: take a measurement and pass it
-    back in the next observation.
-    """
-
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A decision and why: what the record shows a person."""
-
-    at: float
-    step: int
-    kind: str  # start, step, pause, resume, analysis, promote, abort, complete
-    reason: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    status: dict[str, Any]
-    actions: list[Action]
-    decisions: list[Decision]
-    requeue_at: float | None  # call again no later than this, even if nothing changes
 
 
 def initial_status() -> dict[str, Any]:
@@ -307,6 +245,10 @@ def _run_step(c: _Ctx) -> bool:
         if run["phase"] == SUCCESSFUL:
             c.decide("analysis", f"{run['name']}: Successful ({run['message']})")
         elif run["phase"] in (FAILED, ERROR, INCONCLUSIVE):
+            due = acted_on_at(step.analysis, run)
+            if run["phase"] != INCONCLUSIVE and obs.now + 1e-9 < due:
+                c.wake.append(due)  # Flagger rolls back at the tick after the failed check
+                return False
             _analysis_ended(c, run)
             return False
         else:
@@ -360,6 +302,11 @@ def _rolled_to(obs: Observation, version: str, replicas: int) -> bool:
     return new.available >= replicas and new.settled and old.current == 0 and old.desired == 0
 
 
+def _background_complete(c: _Ctx) -> bool:
+    """:func:`~deploysim.analysis.run.background_done` for this rollout."""
+    return background_done(c.plan.background, c.s["background"], float(c.s.get("steps_done_at") or c.obs.now))
+
+
 def _budget_used(c: _Ctx, spec: AnalysisSpec) -> int:
     """Failed checks already spent from the spec's failure budget (Flagger's failedChecks)."""
     if spec.failure_budget is None:
@@ -368,20 +315,34 @@ def _budget_used(c: _Ctx, spec: AnalysisSpec) -> int:
 
 
 def _complete(c: _Ctx) -> None:
-    obs = c.obs
-    if is_basic_canary(c.plan):  # past the last step Argo's GetCurrentSetWeight is 100
+    """Past the last step: all traffic to the candidate, the stable version scaled down (a
+    canary with a router keeps it ``scale_down_delay`` seconds, as Argo's
+    ``GetScaleDownDelaySecondsOrDefault`` gives the old ReplicaSet a scale-down deadline), and
+    the background analysis done (:func:`_background_complete`)."""
+    obs, plan = c.obs, c.plan
+    c.s.setdefault("steps_done_at", obs.now)
+    if is_basic_canary(plan):  # past the last step Argo's GetCurrentSetWeight is 100
         if not _scale_basic_canary(c, 100):
             return
         c.s["weight"] = 100
-    elif not (obs.candidate.available >= c.plan.replicas and obs.stable.current == 0):
+    elif not (obs.candidate.available >= plan.replicas and obs.stable.current == 0):
+        delay = plan.scale_down_delay if plan.routing == "router" else 0.0
         if not c.s.get("final_acted"):
             c.s["final_acted"] = True
-            if obs.candidate.desired < c.plan.replicas:
-                c.act("scale", version="candidate", replicas=c.plan.replicas)
+            c.s["final_at"] = obs.now
+            if obs.candidate.desired < plan.replicas:
+                c.act("scale", version="candidate", replicas=plan.replicas)
             if c.s["weight"] < 100:
                 c.act("route", weight=100)
                 c.s["weight"] = 100
+        if obs.stable.desired > 0:
+            until = float(c.s.get("final_at") or obs.now) + delay
+            if obs.now + 1e-9 < until:
+                c.wake.append(until)
+                return
             c.act("scale", version="stable", replicas=0)
+        return
+    if not _background_complete(c):
         return
     c.s["phase"] = PROMOTED
     c.s["outcome"] = OUTCOME_PROMOTED
@@ -395,7 +356,8 @@ def _complete(c: _Ctx) -> None:
 
 def _request_measure(c: _Ctx, spec: AnalysisSpec, run: dict[str, Any]) -> None:
     if is_due(run, c.obs.now):
-        c.act("measure", analysis=spec.name, start=run["window_start"], end=c.obs.now)
+        start, end = window_for(spec, c.obs.now)
+        c.act("measure", analysis=spec.name, start=start, end=end)
     c.wake.append(run["next_at"])
 
 
@@ -473,8 +435,11 @@ def _abort(c: _Ctx, reason: str, outcome: str) -> None:
 
 def _continue_abort(c: _Ctx) -> None:
     """Send traffic back to the stable version and scale the candidate down; a canary without
-    a router goes to weight 0 as it came (Argo's ``GetCurrentSetWeight`` is 0 once aborted)."""
+    a router goes to weight 0 as it came (Argo's ``GetCurrentSetWeight`` is 0 once aborted).
+    A canary with a router keeps the aborted candidate ``abort_scale_down_delay`` seconds
+    after traffic went back (Argo's ``GetAbortScaleDownDelaySecondsOrDefault``)."""
     s, plan, obs = c.s, c.plan, c.obs
+    keep = plan.abort_scale_down_delay if plan.routing == "router" and plan.strategy == "canary" else 0.0
     if is_basic_canary(plan):
         s["abort"] = {**s["abort"], "acted": True}
         s["weight"] = 0
@@ -489,8 +454,17 @@ def _continue_abort(c: _Ctx) -> None:
         else:
             c.act("scale", version="stable", replicas=plan.replicas)
             c.act("route", weight=0)
-            c.act("scale", version="candidate", replicas=0)
+            s["abort"] = {**s["abort"], "acted_at": obs.now}
+            if not keep:
+                c.act("scale", version="candidate", replicas=0)
         s["weight"] = 0
+    if keep and obs.candidate.desired > 0:
+        until = float(s["abort"].get("acted_at", obs.now)) + keep
+        if obs.now + 1e-9 < until:
+            c.wake.append(until)
+            return
+        c.act("scale", version="candidate", replicas=0)
+        return
     if not _rolled_to(obs, "stable", plan.replicas):
         return
     s["phase"] = ABORTED

@@ -44,16 +44,26 @@ class Check:
 class AnalysisSpec:
     """How one analysis runs: Argo Rollouts' AnalysisTemplate semantics.
 
-    ``count`` measurements, one every ``interval`` seconds after ``initial_delay``. The run
-    fails when failed measurements exceed ``failure_limit`` (-1 never fails), errors when
-    consecutive provider errors exceed ``consecutive_error_limit``, and is inconclusive when
-    inconclusive measurements exceed ``inconclusive_limit``.
+    ``count`` measurements: the first as the run starts (after ``initial_delay``), then one
+    every ``interval`` seconds; without an interval the metric is measured once, and an
+    errored measurement is taken again ``error_retry`` seconds later (Argo's
+    ``DefaultErrorRetryInterval``). Each measurement looks back ``window`` seconds (the
+    query's range; the interval when unset). With ``measure_at_start`` False (Flagger) the
+    first comes one interval after the start. The run fails when failed measurements exceed
+    ``failure_limit`` (-1 never fails), errors when consecutive provider errors exceed
+    ``consecutive_error_limit``, and is inconclusive when inconclusive measurements exceed
+    ``inconclusive_limit``. A failed run aborts the rollout ``abort_delay`` seconds after its
+    failing measurement (Flagger acts at its next tick).
     """
 
     name: str = "analysis"
-    interval: float = 60.0
+    interval: float | None = 60.0
     count: int | None = 5
     initial_delay: float = 0.0
+    window: float | None = None
+    measure_at_start: bool = True
+    error_retry: float = 10.0
+    abort_delay: float = 0.0
     failure_limit: int = 0
     inconclusive_limit: int = 0
     consecutive_error_limit: int = 4
@@ -81,6 +91,12 @@ class AnalysisSpec:
         """The checks that are no stand-in: judged on the standard window in both worlds."""
         return tuple(c for c in self.checks if c.stands_for is None)
 
+    @property
+    def lookback(self) -> float:
+        """Seconds each measurement covers: the query's range, else the interval, else a minute
+        (a query without a range measured once)."""
+        return self.window or self.interval or 60.0
+
     def describe(self) -> str:
         count = "indefinitely" if self.count is None else f"{self.count}x"
         if self.count_successes and self.count is not None:
@@ -90,16 +106,24 @@ class AnalysisSpec:
         limit = f"failure limit {self.failure_limit}"
         if self.failure_budget is not None:
             limit = f"rollback at {self.failure_limit + 1} failed checks over the rollout"
-        return (
-            f"{self.judge} analysis '{self.name}' {count} every {format_duration(self.interval)}"
-            f" on {checks}, {limit}{dry}"
-        )
+        every = f" every {format_duration(self.interval)}" if self.interval else ", once"
+        return f"{self.judge} analysis '{self.name}' {count}{every} on {checks}, {limit}{dry}"
 
     @property
     def expected_seconds(self) -> float | None:
+        """From the run's start to its last measurement when every one passes: the first is
+        taken at the start (after the initial delay), or one interval in (Flagger).
+
+        >>> AnalysisSpec(interval=60, count=3).expected_seconds, AnalysisSpec(interval=None, count=1).expected_seconds
+        (120.0, 0.0)
+        >>> AnalysisSpec(interval=60, count=1, measure_at_start=False).expected_seconds
+        60.0
+        """
         if self.count is None:
             return None
-        return self.initial_delay + self.interval * self.count
+        spacing = self.interval or 0.0
+        gaps = self.count - (1 if self.measure_at_start else 0)
+        return float(self.initial_delay + spacing * max(gaps, 0))
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -233,7 +257,9 @@ class Plan:
     ``routing``: how the world splits traffic between versions: by ready replicas
     (``replica_ratio``, no traffic router), by exact weights (``router``) or all to one
     colour (``active``, blue-green). ``background`` analysis runs from step
-    ``background_start`` until the rollout ends.
+    ``background_start``; the rollout completes only once it has its ``count`` of measurements
+    (at least one when it runs indefinitely), as Argo's background AnalysisRun goes on after
+    the last step.
     """
 
     strategy: str
@@ -248,6 +274,10 @@ class Plan:
     background: AnalysisSpec | None = None
     background_start: int = 0
     scale_down_delay: float = 0.0
+    # a canary with a router keeps the old stable ``scale_down_delay`` seconds after promotion
+    # and the aborted candidate ``abort_scale_down_delay`` seconds after an abort (Argo's
+    # scaleDownDelaySeconds / abortScaleDownDelaySeconds)
+    abort_scale_down_delay: float = 0.0
     warnings: tuple[str, ...] = ()
     # on a cluster, the router that sets exact weights (``routing: router``) and the object it
     # routes through, as a manifest names them; None: the Gateway API HTTPRoute named after

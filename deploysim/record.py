@@ -38,7 +38,7 @@ SUMMARY_KEYS = (
     "strategy", "outcome", "rolled_back", "simulated_seconds", "wall_seconds", "rollout_seconds",
     "time_to_detect_seconds", "time_to_recover_seconds", "requests", "failed_requests",
     "rollout_attributable_failures", "max_pods", "min_available", "extra_pod_seconds",
-    "error_budget_consumed", "time_paused_seconds", "time_in_analysis_seconds", "seed",
+    "error_budget_consumed", "time_paused_seconds", "time_in_analysis_seconds", "measurements_taken", "seed",
     "world", "unknown",
 )
 #: The timeline's columns, in order, whichever world ran the plan.
@@ -375,6 +375,7 @@ def summarize(
         "error_budget_consumed": _r(budget_used, 6),
         "time_paused_seconds": _r(paused),
         "time_in_analysis_seconds": _r(in_analysis),
+        "measurements_taken": measurements_taken(decisions),
         "seed": scenario.seed,
         "world": world,
     }
@@ -419,6 +420,18 @@ def build_record(
         scenario=scenario.to_data(),
         status=status,
     )
+
+
+def measurements_taken(decisions: list[Decision] | list[dict[str, Any]]) -> int:
+    """The judged measurements the run's verdict rests on (a provider error or a window
+    without data is not one).
+
+    >>> measurements_taken([{"kind": "measure", "reason": "a: Successful (ok)"},
+    ...                     {"kind": "measure", "reason": "a: Error (no data)"}, {"kind": "step", "reason": ""}])
+    1
+    """
+    rows = [d if isinstance(d, dict) else d.to_dict() for d in decisions]
+    return sum(1 for d in rows if d["kind"] == "measure" and ": Error (" not in d["reason"])
 
 
 #: what a table of team-metric measurements shows, one row per metric per measurement

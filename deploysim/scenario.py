@@ -251,7 +251,11 @@ class Strategy(_Model):
     # blue-green
     preview_replicas: int | None = Field(None, ge=0)
     auto_promotion_seconds: Duration | None = Field(0.0, description="none: wait for approval")
+    # blue-green, and a canary with a router: the old version kept after promotion, the
+    # aborted candidate kept after an abort (Argo's scaleDownDelaySeconds and
+    # abortScaleDownDelaySeconds, 30 s by default)
     scale_down_delay_seconds: Duration = 30.0
+    abort_scale_down_delay_seconds: Duration = 30.0
     preview_rps: float = Field(20.0, ge=0, description="blue-green: test traffic to the preview")
     pre_promotion_analysis: bool = True
     post_promotion_analysis: bool = True

@@ -40,9 +40,11 @@ def test_rehearse_writes_timeline_summary_and_plots(tmp_path, capsys):
 
 
 def test_rehearse_strategy_flag_overrides_the_file(tmp_path):
-    assert main(["rehearse", *SHORT, *HEALTHY, "--strategy", "recreate", "--out", str(tmp_path)]) == EXIT_OK
+    # a rolling update instead of the file's canary; a healthy candidate is promoted
+    assert main(["rehearse", *SHORT, *HEALTHY, "--strategy", "rolling", "--out", str(tmp_path)]) == EXIT_OK
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (summary["strategy"], summary["outcome"]) == ("recreate", "promoted")
+    assert (summary["strategy"], summary["outcome"]) == ("rolling", "promoted")
+    assert summary["measurements_taken"] >= 1  # the background analysis measured the finished update
 
 
 def test_compare_writes_one_row_per_strategy_and_fails_the_gate(tmp_path, capsys):
@@ -63,9 +65,16 @@ def test_compare_writes_one_row_per_strategy_and_fails_the_gate(tmp_path, capsys
 
 
 def test_compare_of_a_healthy_candidate_passes_the_gate(tmp_path, capsys):
-    assert main(["compare", *SHORT, *HEALTHY, "--out", str(tmp_path)]) == EXIT_OK
-    table = pd.read_csv(tmp_path / "comparison.csv")
-    assert set(table["outcome"]) == {"promoted"}
+    # recreate at 300 rps: the first candidate pods up take all the traffic and shed, which the
+    # background analysis (measuring the finished update) sees; the other strategies promote
+    assert main(["compare", *SHORT, *HEALTHY, "--out", str(tmp_path / "a")]) == EXIT_NOT_PROMOTED
+    table = pd.read_csv(tmp_path / "a" / "comparison.csv").set_index("strategy")
+    assert table.loc["recreate", "outcome"] == "rolled_back"
+    assert set(table.drop(index="recreate")["outcome"]) == {"promoted"}
+    # pods that can each take the whole load: nothing is shed, every strategy passes the gate
+    capsys.readouterr()
+    assert main(["compare", *SHORT, *HEALTHY, "--set", "pod.capacity_rps=1000", "--out", str(tmp_path / "b")]) == EXIT_OK
+    assert set(pd.read_csv(tmp_path / "b" / "comparison.csv")["outcome"]) == {"promoted"}
     assert "not promoted" not in capsys.readouterr().out
 
 

@@ -112,10 +112,22 @@ def test_consecutive_errors_beyond_the_limit_abort():
 
 
 def test_inconclusive_pauses_for_a_person():
-    empty = lambda end: _m(end, requests=0)  # noqa: E731
-    r, decisions = _drive(_analysis_plan(), [empty])
+    few = lambda end: _m(end, requests=5)  # noqa: E731 - fewer than min_requests
+    r, decisions = _drive(_analysis_plan(min_requests=100), [few])
     assert r.status["phase"] == "Paused" and "inconclusive" in r.status["paused_reason"]
     assert decisions[-1].kind == "pause"
+
+
+def test_a_window_without_candidate_requests_is_no_data_an_error_measured_again():
+    """The query a check stands for has no series (Argo's Prometheus provider: an Error):
+    it neither passes nor pauses; the fifth in a row errs the run (consecutiveErrorLimit 4)."""
+    empty = lambda end: _m(end, requests=0)  # noqa: E731
+    r, decisions = _drive(_analysis_plan(), [empty] * 4)
+    run = r.status["analysis"]
+    assert (run["phase"], run["errors"], run["taken"]) == ("Running", 4, 0)
+    assert all("no data" in m["reason"] for m in run["measurements"])
+    r, decisions = _drive(_analysis_plan(), [empty] * 5)
+    assert r.status["phase"] in ("Aborting", "Aborted") and "consecutive provider errors" in r.status["abort"]["reason"]
 
 
 def test_dry_run_never_fails():

@@ -156,8 +156,9 @@ def test_measurements_are_taken_through_the_provider_and_handed_back() -> None:
     run = Drive(canary(SetWeight(25), Analyze(spec)), approve_after=0.0, limit=600)
     run_blocking(drive(world, run, provider))
     assert len(provider.calls) == 3
-    # each window starts where the last ended
-    assert [round(b - a) for a, b in provider.calls] == [30, 30, 30]
+    # the first as the analysis starts (Argo), then one every interval, each looking back one
+    # interval (never before time 0)
+    assert [(round(a), round(b)) for a, b in provider.calls] == [(0, 0), (0, 30), (30, 60)]
     assert kinds(run).count("measure") == 3
     assert run.status["outcome"] == "promoted"
     assert run.passes > 3
@@ -169,7 +170,7 @@ def test_a_failing_measurement_aborts_at_the_measurement() -> None:
     run = Drive(canary(SetWeight(25), Analyze(spec)), approve_after=0.0, limit=600)
     run_blocking(drive(world, run, CountingProvider(errors=100)))
     abort = next(d for d in run.decisions if d.kind == "abort")
-    assert abort.at == 30.0
+    assert abort.at == 0.0  # the first measurement is taken as the analysis starts
     assert run.status["outcome"] == "rolled_back"
 
 

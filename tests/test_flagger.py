@@ -2,7 +2,8 @@
 
 Flagger's documented timings are what the rehearsal must reproduce: a healthy canary
 promotes in about interval × steps (plus the first tick and two ticks of promotion), a
-failing one rolls back interval × threshold after its first request.
+failing one rolls back interval × (threshold + 1) after its first request: ``advanceCanary``
+compares failedChecks with the threshold at the start of the tick after the failing check.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def test_flagger_canary_rolls_back_in_interval_times_threshold() -> None:
     rec = rehearse(scenario, plan)
     s = rec.summary
     assert s["outcome"] == "rolled_back"
-    assert s["time_to_detect_seconds"] == pytest.approx(60.0 * 3)  # interval × threshold
+    assert s["time_to_detect_seconds"] == pytest.approx(60.0 * 4)  # interval × (threshold + 1)
     measures = [d for d in rec.decisions if d["kind"] == "measure"]
     assert [d["reason"].split(":")[1].split()[0] for d in measures] == ["Failed"] * 3
     # a failed check halts advancement: the weight never went past the first step
@@ -255,7 +256,7 @@ def test_flagger_blue_green_failing_candidate_rolls_back_before_users_see_it() -
     assert rec.summary["outcome"] == "rolled_back"
     analysis = next(s for s in rec.steps if s["kind"] == "analyze")
     abort = next(d["at"] for d in rec.decisions if d["kind"] == "abort")
-    assert abort - analysis["start"] == pytest.approx(30.0 * 2)  # interval × threshold
+    assert abort - analysis["start"] == pytest.approx(30.0 * 3)  # interval × (threshold + 1)
     assert rec.timeline["requests_candidate"].sum() == 0
 
 

@@ -209,7 +209,8 @@ SHORT = ["duration=35m", "traffic.shape=constant"]
 def test_statistical_judges_roll_back_the_default_regression(judge: str) -> None:
     rec = rehearse(load_scenario(overrides=[*SHORT, f"analysis.judge={judge}"]))
     assert rec.summary["outcome"] == "rolled_back"
-    assert rec.summary["time_to_detect_seconds"] <= 180.0 + 1e-6
+    # within the first analysis: the pause (120 s), then 3 measurements a minute apart
+    assert rec.summary["time_to_detect_seconds"] <= 120.0 + 2 * 60.0 + 1e-6
     json.dumps(rec.status)  # judge state stays plain data in the controller's status
 
 
@@ -225,4 +226,4 @@ def test_sweep_reports_each_judge() -> None:
         assert len(healthy) == 2
         assert entry["false_rollback_rate"] == round(float(healthy["rolled_back"].mean()), 4)
         assert entry["time_to_detect_seconds"]["p50"] <= 300.0  # within the first two analyses
-    assert summary["threshold"]["time_to_detect_seconds"]["p50"] == 180.0
+    assert summary["threshold"]["time_to_detect_seconds"]["p50"] == 120.0  # the first measurement

@@ -185,9 +185,9 @@ def test_argo_canary_with_a_failing_candidate_aborts_at_the_first_analysis() -> 
     analysis = steps_of(rec, "analyze")[0]
     assert analysis["result"] == "aborted"
     abort = next(d for d in rec.decisions if d["kind"] == "abort")
-    assert abort["at"] == pytest.approx(analysis["start"] + 60)  # the first measurement fails
+    assert abort["at"] == pytest.approx(analysis["start"])  # the first measurement, as it starts, fails
     assert "error_rate" in abort["reason"]
-    assert s["time_to_detect_seconds"] == pytest.approx(120 + 60, abs=0.01)  # pause, then one interval
+    assert s["time_to_detect_seconds"] == pytest.approx(120, abs=0.01)  # the pause, then the first measurement
     # with a router the stable version stays at full size the whole time
     assert rec.pod_trace["pods_stable"].min() == 10
     assert rec.timeline["weight"].iloc[-1] == 0
@@ -203,11 +203,11 @@ def test_argo_canary_with_a_healthy_candidate_matches_the_estimate() -> None:
     assert any(d["kind"] == "pause" and "manual gate" in d["reason"] for d in rec.decisions)
     est = expected_duration(plan, scenario)
     assert s["time_paused_seconds"] == pytest.approx(est["paused_seconds"]) == 240.0
-    assert s["time_in_analysis_seconds"] == pytest.approx(est["analysis_seconds"]) == 360.0
+    assert s["time_in_analysis_seconds"] == pytest.approx(est["analysis_seconds"]) == 240.0
     assert s["rollout_seconds"] == pytest.approx(est["total_seconds"], abs=30)
-    done = next(d["at"] for d in rec.decisions if d["kind"] == "promote")
+    last_step = max(step["end"] for step in rec.steps)
     trace = rec.pod_trace
-    assert trace[trace["time"] < done]["pods_stable"].min() == 10  # router: stable at full size until the end
+    assert trace[trace["time"] < last_step]["pods_stable"].min() == 10  # router: stable at full size to the end
     bg = rec.status["background"]
     assert bg["phase"] == "Successful" and bg["taken"] >= 5  # watched from step 4 to the end
 
@@ -248,7 +248,8 @@ def test_argo_blue_green_example() -> None:
     before = rec.timeline[rec.timeline["time"] <= switch["start"]]
     assert before["requests_candidate"].sum() == 0 and before["requests_preview"].sum() > 0
     end = next(d["at"] for d in rec.decisions if d["kind"] == "promote")
-    assert end - switch["start"] == pytest.approx(180 + 300, abs=0.01)  # post analysis, then the delay
+    # post analysis (3 measurements a minute apart, the first at once), then the delay
+    assert end - switch["start"] == pytest.approx(120 + 300, abs=0.01)
     est = expected_duration(plan, scenario)
     assert rec.summary["time_paused_seconds"] == pytest.approx(est["paused_seconds"])
     assert rec.summary["time_in_analysis_seconds"] == pytest.approx(est["analysis_seconds"])
@@ -392,15 +393,19 @@ def test_consecutive_error_limit_counts_provider_errors(outage: str, outcome: st
         assert "Error" in abort["reason"] and "consecutive provider errors" in abort["reason"]
 
 
-@pytest.mark.parametrize(("approve", "outcome"), [("never", "paused"), ("auto", "promoted")])
-def test_inconclusive_analysis_waits_for_a_person(approve: str, outcome: str) -> None:
-    scenario, plan = load(FIXTURES / "argo-inconclusive.yaml", overrides=[*HEALTHY, f"approve={approve}"])
+def test_an_analysis_before_any_traffic_has_no_data_and_errs_out() -> None:
+    """An analysis step before the candidate serves a request: the query has no series, an
+    Error in Argo's Prometheus provider, measured again every interval until
+    consecutiveErrorLimit (4) is passed; the run errs and the rollout is aborted."""
+    scenario, plan = load(FIXTURES / "argo-inconclusive.yaml", overrides=HEALTHY)
     assert [(c.metric, c.max) for c in plan.steps[0].analysis.checks] == [("error_rate", 0.05)]  # 95% success
     rec = rehearse(scenario, plan)
-    assert rec.summary["outcome"] == outcome
-    pause = next(d for d in rec.decisions if d["kind"] == "pause")
-    assert "Inconclusive" in pause["reason"]
-    assert not any(d["kind"] == "abort" for d in rec.decisions)
+    assert rec.summary["outcome"] == "rolled_back"
+    measures = [d for d in rec.decisions if d["kind"] == "measure"]
+    assert len(measures) == 5 and all("no data" in d["reason"] for d in measures)
+    assert [round(b["at"] - a["at"]) for a, b in zip(measures, measures[1:], strict=False)] == [30] * 4
+    abort = next(d for d in rec.decisions if d["kind"] == "abort")
+    assert "Error" in abort["reason"] and abort["at"] == measures[-1]["at"]
 
 
 def test_unsupported_fields_are_named_with_their_path() -> None:
@@ -529,7 +534,7 @@ def test_cli_plan_prints_the_plan_duration_and_warnings(capsys: pytest.CaptureFi
     assert code == 0
     assert "blue-green rollout of 10 replicas" in out
     assert "2. threshold analysis 'pre-promotion' 3x every 1m" in out
-    assert "expected duration with a healthy candidate: 770 s (paused 60 s, in analysis 360 s" in out
+    assert "expected duration with a healthy candidate: 650 s (paused 60 s, in analysis 240 s" in out
     assert "old colour kept 300 s" in out
     assert err.count("deploysim: warning:") == 1 and "checkout-conversion" in err
 
@@ -541,7 +546,7 @@ def test_cli_rehearse_writes_a_report_for_a_manifest(tmp_path: Path, capsys: pyt
     assert code == 1 and "canary rollout of podinfo: rolled_back" in out  # 1: not promoted
     assert "expected with a healthy candidate" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["time_to_detect_seconds"] == 180.0
+    assert summary["time_to_detect_seconds"] == 240.0  # interval × (threshold + 1)
 
 
 def test_cli_bad_manifest_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -213,10 +213,10 @@ def test_background_analysis_starts_with_the_step_the_rollout_names(tmp_path: Pa
     at_50 = next(s for s in rec.steps if s["describe"] == "set weight to 50%")
     pause = next(s for s in rec.steps if s["kind"] == "pause")
     first = next(d for d in rec.decisions if d["kind"] == "measure" and d["reason"].startswith("background"))
-    # the run starts with the 50% step, so its first measurement is one interval (1m) later;
-    # had it started with the pause, that would be a minute after the pause began
+    # the run starts with the 50% step and measures as it starts; had it started with the
+    # pause, that would be when the pause began
     assert at_50["end"] == pause["start"] > at_50["start"]
-    assert first["at"] == pytest.approx(at_50["start"] + 60.0)
+    assert first["at"] == pytest.approx(at_50["start"])
     assert not any(d["kind"] == "measure" and d["reason"].startswith("background")
                    for d in rec.decisions if d["at"] < at_50["start"])
 

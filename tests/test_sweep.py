@@ -15,13 +15,16 @@ RPS, WEIGHT, INTERVAL, THRESHOLD = 100.0, 20, 60.0, 0.02
 
 def _one_check_canary(candidate_error_rate: float):
     return load_scenario(data={
-        "replicas": 10, "duration": "6m", "start_at": 0, "seed": 1000,
+        "replicas": 10, "duration": "8m", "start_at": 0, "seed": 1000,
         "traffic": {"rps": RPS, "shape": "constant"},
         "pod": {"startup": "1s", "startup_jitter": 0, "capacity_rps": 1000},
         "stable": {"error_rate": 0.001},
         "candidate": {"error_rate": candidate_error_rate},
         "strategy": {"kind": "canary", "traffic_router": True,
-                     "steps": [{"set_weight": WEIGHT}, {"analysis": True}, {"set_weight": 100}]},
+                     # the measurement is taken as the analysis starts and looks back one
+                     # interval: the pause gives it INTERVAL seconds at WEIGHT
+                     "steps": [{"set_weight": WEIGHT}, {"pause": INTERVAL}, {"analysis": True},
+                               {"set_weight": 100}]},
         "analysis": {"interval": INTERVAL, "count": 1, "failure_limit": 0,
                      "checks": [{"metric": "error_rate", "max": THRESHOLD}]},
     })

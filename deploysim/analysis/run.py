@@ -6,12 +6,13 @@ A run is a dict so the controller's status stays JSON and can be stored on a clu
 >>> spec = AnalysisSpec(interval=60, count=2, checks=(Check("error_rate", max=0.01),))
 >>> run = start_run(spec, now=0.0)
 >>> run["next_at"], run["phase"]
-(60.0, 'Running')
+(0.0, 'Running')
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from deploysim.analysis.judges import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL, get_judge
@@ -23,15 +24,25 @@ TERMINAL = (SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR)
 
 
 def start_run(spec: AnalysisSpec, now: float, failed: int = 0) -> dict[str, Any]:
-    """A new run. Each measurement covers the interval before it, so the first is taken
-    one interval after ``initial_delay`` (a window of data, not an empty one). ``failed``
-    carries failed checks over from earlier runs of the same failure budget."""
+    """A new run. As Argo's ``generateMetricTasks`` (analysis/analysis.go), the first
+    measurement is taken as the run starts, once ``initialDelay`` has passed; a measurement
+    looks back over the query's range (``spec.lookback``), so the first one sees what the
+    candidate served before the run began. Flagger (``measure_at_start`` False) checks at the
+    tick one interval later. ``failed`` carries failed checks over from earlier runs of the
+    same failure budget.
+
+    >>> from deploysim.plan import AnalysisSpec
+    >>> start_run(AnalysisSpec(interval=60, initial_delay=30), now=100.0)["next_at"]
+    130.0
+    >>> start_run(AnalysisSpec(interval=60, measure_at_start=False), now=100.0)["next_at"]
+    160.0
+    """
+    first = spec.initial_delay + (0.0 if spec.measure_at_start else (spec.interval or 0.0))
     return {
         "name": spec.name,
         "phase": RUNNING,
         "started_at": now,
-        "next_at": now + spec.initial_delay + spec.interval,
-        "window_start": now + spec.initial_delay,
+        "next_at": now + first,
         "taken": 0,
         "passed": 0,
         "failed": failed,
@@ -62,8 +73,8 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
     measurement is a failed check like a failed one.
     """
     run = {**run, "measurements": list(run["measurements"])}
-    run["next_at"] = m.end + spec.interval
-    run["window_start"] = m.end
+    m = no_data_as_error(spec, m)
+    run["next_at"] = next_measurement_at(spec, m)
     if m.error is not None and spec.count_successes:
         run["errors"] += 1
         run["failed"] += 1
@@ -109,6 +120,90 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
         run["phase"] = SUCCESSFUL
         run["message"] = f"{run['taken']} measurements, {run['failed']} failed"
     return run
+
+
+def no_data_as_error(spec: AnalysisSpec, m: Measurement) -> Measurement:
+    """A window in which the candidate served no request has no data to judge: the query a
+    check stands for returns no series, which Argo's Prometheus provider reports as an Error
+    (``NoValuesFound``), so it counts toward ``consecutiveErrorLimit`` and is measured again,
+    rather than passing or pausing the rollout. A measurement taken as an analysis starts right
+    after a weight was set is such a window.
+
+    >>> from deploysim.analysis.measurement import Measurement
+    >>> from deploysim.plan import AnalysisSpec, Check
+    >>> no_data_as_error(AnalysisSpec(checks=(Check("error_rate", max=0.01),)), Measurement(0.0, 60.0)).error
+    'no data: the candidate served no request in the window'
+    """
+    if m.error is not None or m.metrics or not spec.checks or m.candidate.requests > 0:
+        return m
+    return replace(m, error="no data: the candidate served no request in the window")
+
+
+def next_measurement_at(spec: AnalysisSpec, m: Measurement) -> float:
+    """When the measurement after ``m`` is due: ``interval`` after it finished, or, for a
+    metric without an interval whose measurement errored, ``error_retry`` (10 s) after it,
+    as Argo's ``calculateNextReconcileTime`` (analysis/analysis.go) requeues it. A metric
+    without an interval that measured is done (its count is 1), so the time is never used.
+
+    >>> from deploysim.analysis.measurement import Measurement
+    >>> from deploysim.plan import AnalysisSpec
+    >>> failed = Measurement(start=40.0, end=100.0, error="connection refused")
+    >>> next_measurement_at(AnalysisSpec(interval=60), failed), next_measurement_at(AnalysisSpec(interval=None), failed)
+    (160.0, 110.0)
+    """
+    if spec.interval:
+        return m.end + spec.interval
+    return m.end + spec.error_retry
+
+
+def window_for(spec: AnalysisSpec, now: float) -> tuple[float, float]:
+    """The window a measurement taken at ``now`` covers: the query's range back from now
+    (Prometheus evaluates ``rate(x[5m])`` at the instant it is asked), never before time 0.
+
+    >>> from deploysim.plan import AnalysisSpec
+    >>> window_for(AnalysisSpec(interval=60), 300.0), window_for(AnalysisSpec(interval=60, window=300), 120.0)
+    ((240.0, 300.0), (0.0, 120.0))
+    """
+    return max(0.0, now - spec.lookback), now
+
+
+def acted_on_at(spec: AnalysisSpec, run: dict[str, Any]) -> float:
+    """When a run that ended is acted on: at once, or ``abort_delay`` after its last
+    measurement. Flagger's ``advanceCanary`` (pkg/controller/scheduler.go) compares
+    ``failedChecks`` with the threshold at the start of a tick, before it runs the checks, so
+    the check that reaches the threshold rolls the canary back one interval later.
+
+    >>> from deploysim.plan import AnalysisSpec
+    >>> acted_on_at(AnalysisSpec(abort_delay=60), {"measurements": [{"at": 300.0}], "started_at": 0.0})
+    360.0
+    """
+    last = run["measurements"][-1]["at"] if run["measurements"] else run["started_at"]
+    return float(last) + spec.abort_delay
+
+
+def background_done(spec: AnalysisSpec | None, run: dict[str, Any] | None, steps_done_at: float) -> bool:
+    """Whether a background analysis lets the rollout complete: it has its ``count`` of
+    judged measurements, or, running indefinitely, one whose window began once the steps were
+    done at ``steps_done_at`` (the finished update, not the stable version alone). The verdict
+    never rests on no measurement of the candidate: an update that finishes before the first
+    interval waits for the analysis, and a failure then still rolls it back. Argo's
+    ``reconcileBackgroundAnalysisRun`` (rollout/analysis.go) starts no background run once the
+    rollout is fully promoted; deploysim holds the promotion until the run has measured, and
+    the record says what the verdict rests on (``measurements_taken``).
+
+    >>> from deploysim.plan import AnalysisSpec
+    >>> run = {"phase": "Running", "measurements": [{"start": 0.0, "phase": "Successful"}]}
+    >>> background_done(AnalysisSpec(count=None), run, 30.0), background_done(AnalysisSpec(count=None), run, 0.0)
+    (False, True)
+    >>> background_done(AnalysisSpec(count=3), run, 0.0), background_done(AnalysisSpec(count=3), {**run, "phase": "Successful"}, 0.0)
+    (False, True)
+    """
+    if spec is None or run is None or run["phase"] != RUNNING:
+        return True
+    if spec.count is not None:
+        return False
+    return any(m.get("phase") != ERROR and m.get("start", -1.0) + 1e-9 >= steps_done_at
+               for m in run["measurements"])
 
 
 def _metrics(m: Measurement) -> dict[str, Any]:

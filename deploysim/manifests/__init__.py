@@ -7,8 +7,9 @@ YAML files and finds the rollout in them: an Argo Rollouts ``Rollout`` (with the
 Deployment``; among several, the one named by ``--name`` (``name=``). A ``kind: List``
 document is read item by item; a kind the rehearsal does not read (an Argo ``Experiment``, a
 CRD of the team's own) is skipped and named in a warning. The manifest gives the strategy,
-the replicas and the analysis; the scenario still gives the traffic, the pods, the two
-versions and the faults.
+the replicas and the analysis; the scenario still gives the traffic (its rate per pod kept
+for the manifest's replicas, :func:`scenario_from_manifests`), the pods, the two versions and
+the faults.
 
 One reader per kind (:data:`READERS`): ``argo``, ``flagger`` and ``deployment``, each over
 the documents and paths of :mod:`~deploysim.manifests.documents` and the query rules of
@@ -59,8 +60,10 @@ from deploysim.manifests.queries import (
     query_window,
 )
 from deploysim.plan import Plan
+from deploysim.rules.service import pod_load, shed_fraction
 from deploysim.scenario import (
     Scenario,
+    Traffic,
     apply_overrides,
     default_scenario_path,
     load_scenario,
@@ -76,8 +79,10 @@ __all__ = [
     "condition_bounds",
     "plan_from_manifests",
     "query_window",
+    "rate_is_pinned",
     "read_documents",
     "read_rollout",
+    "scaled_rate",
     "scenario_from_manifests",
 ]
 
@@ -89,6 +94,8 @@ READERS: dict[str, RolloutReader] = {
 }
 # a kind another rollout may target: the rollout itself only when nothing else is
 TARGET_KIND = "Deployment"
+# a companion a reader looks at: it may scale the rollout's replicas
+AUTOSCALER_KIND = "HorizontalPodAutoscaler"
 
 
 def _catalogue(docs: list[Document]) -> tuple[list[Document], Catalog, list[str]]:
@@ -108,6 +115,8 @@ def _catalogue(docs: list[Document]) -> tuple[list[Document], Catalog, list[str]
             rollouts.append(doc)
         elif role == "unknown":
             warnings.append(skipped_note(doc))
+        elif doc.kind == AUTOSCALER_KIND:
+            catalog.autoscalers.append(doc)
     return rollouts, catalog, warnings
 
 
@@ -177,9 +186,22 @@ def scenario_from_manifests(
 ) -> Scenario:
     """The scenario (file or built-in default) with the strategy and replicas of the manifest's
     rollout (the one named ``name`` when there are several); ``--set`` overrides still win
-    over both."""
+    over both.
+
+    The request rate keeps its rate per pod: the scenario's ``traffic.rps`` is sized for the
+    scenario's ``replicas``, so when the rehearsal runs another number (the manifest's
+    ``spec.replicas``, or ``--set replicas``) the rate is scaled by rehearsed / scenario
+    replicas (:func:`scaled_rate`): the built-in scenario's 300 rps for 10 pods is 30 rps for a
+    Rollout of 1 replica, not ten pods' worth of requests on one pod. The rate stays as given
+    when the user pinned it (:func:`rate_is_pinned`): ``--set traffic.rps=...``, or a scenario
+    file of their own that states ``traffic.rps`` without ``replicas``, a rate for the service
+    whatever its size. A trace (``traffic.shape: trace``) is replayed as recorded. Whatever the
+    rate, :func:`plan_from_manifests` warns when it is more than the replicas serve.
+    """
     imported = read_rollout(manifests, name)
     data = read_yaml(scenario_path or default_scenario_path())
+    pinned = rate_is_pinned(data, overrides or [], own_file=scenario_path is not None)
+    base_replicas = data.get("replicas", Scenario.model_fields["replicas"].default)
     strategy = dict(data.get("strategy") or {})
     strategy.update(imported.strategy)
     data["strategy"] = strategy
@@ -189,17 +211,87 @@ def scenario_from_manifests(
     if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63:
         data["service"] = name
     data = apply_overrides(data, overrides or [])
+    traffic = data.get("traffic") if isinstance(data.get("traffic"), dict) else {}
+    if not pinned and traffic.get("shape") != "trace":
+        rps = traffic.get("rps", Traffic.model_fields["rps"].default)
+        rate = scaled_rate(rps, base_replicas, data.get("replicas"))
+        if rate is not None:
+            data["traffic"] = {**traffic, "rps": rate}
     return load_scenario(scenario_path, overrides=[], data=data)
+
+
+def scaled_rate(rps: object, scenario_replicas: object, replicas: object) -> float | None:
+    """The request rate for ``replicas`` pods that gives each the rate ``rps`` gives
+    ``scenario_replicas``; None when there is nothing to scale (the same replicas, or values
+    the scenario's own checks will refuse).
+
+    >>> scaled_rate(300, 10, 1), scaled_rate(300, 10, 3), scaled_rate(200.0, 10, 25)
+    (30.0, 90.0, 500.0)
+    >>> scaled_rate(300, 10, 10) is None, scaled_rate("lots", 10, 1) is None, scaled_rate(300, 10, 0) is None
+    (True, True, True)
+    """
+    numbers = [v for v in (rps, scenario_replicas, replicas) if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != 3 or scenario_replicas == replicas or min(numbers) <= 0:
+        return None
+    return float(rps) * float(replicas) / float(scenario_replicas)  # type: ignore[arg-type]
+
+
+def rate_is_pinned(data: dict[str, object], overrides: list[str], own_file: bool) -> bool:
+    """Whether the user fixed the request rate for the service whatever its size: with
+    ``--set traffic.rps=...`` (or ``--set traffic=...``), or in a scenario file of their own
+    (``own_file``) that gives ``traffic.rps`` and no ``replicas``.
+
+    >>> rate_is_pinned({"replicas": 10, "traffic": {"rps": 300}}, [], own_file=False)
+    False
+    >>> rate_is_pinned({"replicas": 10, "traffic": {"rps": 300}}, ["traffic.rps=40"], own_file=False)
+    True
+    >>> rate_is_pinned({"traffic": {"rps": 300}}, [], own_file=True), rate_is_pinned({"traffic": {}}, [], own_file=True)
+    (True, False)
+    """
+    if any(item.partition("=")[0].strip() in ("traffic", "traffic.rps") for item in overrides):
+        return True
+    traffic = data.get("traffic")
+    return own_file and "replicas" not in data and isinstance(traffic, dict) and "rps" in traffic
+
+
+def overload_note(scenario: Scenario) -> str | None:
+    """A warning when the scenario offers more requests than its replicas serve at the peak of
+    its traffic (the service model sheds the excess as failures, :mod:`deploysim.rules.service`);
+    None when they serve it. A trace's peak is not read here.
+
+    >>> print(overload_note(load_scenario(overrides=["replicas=1", "traffic.shape=constant"])))
+    traffic: 300 rps is more than 1 replica serves (100 rps each): 67% of requests fail as shed all through the rehearsal; size traffic.rps for this service (--set traffic.rps=...)
+    >>> overload_note(load_scenario()) is None
+    True
+    """
+    t = scenario.traffic
+    factor = {"diurnal": t.peak_factor, "step": max(t.step_factor, 1.0)}.get(t.shape, 1.0)
+    if t.shape == "trace":
+        return None
+    peak = t.rps * factor
+    capacity = scenario.replicas * scenario.pod.capacity_rps
+    if peak <= capacity:
+        return None
+    shed = shed_fraction(pod_load(peak, scenario.replicas, scenario.pod.capacity_rps))
+    what = "rps" if factor == 1.0 else f"rps at the peak ({t.shape})"
+    pods = f"{scenario.replicas} replica{'s serve' if scenario.replicas != 1 else ' serves'}"
+    return (f"traffic: {peak:g} {what} is more than {pods} ({scenario.pod.capacity_rps:g} rps each): "
+            f"{shed:.0%} of requests fail as shed {'all through the rehearsal' if factor == 1.0 else 'at the peak'}; "
+            "size traffic.rps for this service (--set traffic.rps=...)")
 
 
 def plan_from_manifests(manifests: ManifestPaths, scenario: Scenario, name: str | None = None) -> Plan:
     """The plan the manifests describe (their rollout named ``name`` when there are several),
-    for the scenario's replicas and judge."""
+    for the scenario's replicas and judge; a traffic the replicas cannot serve is named
+    (:func:`overload_note`)."""
     imported = read_rollout(manifests, name)
     replicas = scenario.replicas
     warnings = list(imported.warnings)
     if imported.replicas is not None and imported.replicas != replicas:
         warnings.append(f"{imported.source}: spec.replicas is {imported.replicas} but the scenario "
                         f"has {replicas}; rehearsing {replicas}")
+    overload = overload_note(scenario)
+    if overload is not None:
+        warnings.append(overload)
     plan = imported.build(replicas, scenario.analysis.judge)
     return replace(plan, warnings=tuple(warnings) + plan.warnings)

@@ -17,10 +17,10 @@ from deploysim.analysis.metrics import WEB_METHODS, Arg, MetricDef, MetricSource
 from deploysim.manifests.documents import Catalog, Reader
 from deploysim.manifests.queries import (
     bounds_to_check,
-    classify_query,
     condition_bounds,
     query_window,
     read_bounds_as_percent,
+    read_query,
 )
 from deploysim.plan import AnalysisSpec, Check
 
@@ -322,16 +322,16 @@ def _argo_metric_check(r: Reader, provider: str, body: Any, path: str, name: str
         query = r.string(body, "query", path)
         if not query:
             r.fail(f"{path}.query", "missing; a prometheus metric needs a query")
-        measures = classify_query(query)
+        measures, why = read_query(query)
         window = query_window(query)
     elif provider == "web":
         text = " ".join(str(body.get(k, "")) for k in ("url", "jsonPath")) + " " + name
-        measures = classify_query(text, web=True)
+        measures, why = read_query(text, web=True)
         window = None
     else:
         return None, None, f"the {provider} provider is not simulated"
     if measures is None:
-        return None, window, "its query measures nothing the simulator models (error rate, latency, request rate)"
+        return None, window, why
     if not success and not failure:
         return None, window, "no successCondition or failureCondition: every measurement passes"
     bounds = condition_bounds(success, failure=False) if success else None

@@ -188,10 +188,12 @@ class ImportedRollout:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The documents a rollout may refer to: templates by (kind, name), Deployments by name."""
+    """The documents a rollout may refer to: templates by (kind, name), Deployments by name,
+    and the HorizontalPodAutoscalers that may scale it."""
 
     templates: dict[tuple[str, str], Document] = field(default_factory=dict)
     deployments: dict[str, Document] = field(default_factory=dict)
+    autoscalers: list[Document] = field(default_factory=list)
 
     def template(self, r: Reader, kind: str, name: str, path: str) -> Document:
         """The template a rollout names at ``path``; an error there when it was not given."""

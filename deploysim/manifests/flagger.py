@@ -2,11 +2,14 @@
 target ``Deployment``, as a plan.
 
 The reader takes what Flagger's ``analysis`` says (interval, threshold, weights or
-iterations, metrics, webhooks) and hands it to :func:`deploysim.strategies.flagger.flagger_plan`,
-which holds Flagger's weight progression and ticks. Built-in metrics
-(``request-success-rate``, ``request-duration``) and MetricTemplate queries are judged by what
-they measure (:mod:`deploysim.manifests.queries`); webhooks that wait for a person become
-manual gates, the others are named as not simulated.
+iterations, ``match``, metrics, webhooks), picks the strategy as ``advanceCanary`` does
+(:func:`deploysim.strategies.flagger.flagger_strategy`: A/B, blue/green, progressive) and hands
+it to :func:`deploysim.strategies.flagger.flagger_plan`, which holds Flagger's weight
+progression and ticks. Built-in metrics (``request-success-rate``, ``request-duration``) and
+MetricTemplate queries are judged by what they measure (:mod:`deploysim.manifests.queries`).
+Webhooks that wait for a person (``confirm-*``) become manual gates, each named in a warning
+with what approves it; the others, and the ``spec.service`` fields that shape requests on the
+route (``timeout``, ``retries``, ``trafficPolicy``, ...), are named as not simulated.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
 from deploysim.manifests.queries import (
     Measures,
     bounds_to_check,
-    classify_query,
     read_bounds_as_percent,
+    read_query,
 )
 from deploysim.plan import Check, Plan
 from deploysim.rules.deployment import (
@@ -31,13 +34,32 @@ from deploysim.rules.deployment import (
     DEFAULT_PROGRESS_DEADLINE_SECONDS,
     deadline_outlasts_min_ready,
 )
-from deploysim.strategies.flagger import flagger_plan, flagger_weights
+from deploysim.strategies.flagger import (
+    AB,
+    CANARY,
+    DEFAULT_ITERATIONS_KUBERNETES,
+    flagger_plan,
+    flagger_strategy,
+    flagger_weights,
+)
 
 # Flagger's defaults and floor (``Canary.GetAnalysisInterval``: 60s when unset, never below 10s)
 DEFAULT_INTERVAL = 60.0
 MIN_INTERVAL = 10.0
-DEFAULT_ITERATIONS_KUBERNETES = 10
 GATE_HOOKS = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
+GATE_WHERE = {
+    "confirm-rollout": "before the canary is scaled up",
+    "confirm-traffic-increase": "before every weight increase and before promotion",
+    "confirm-promotion": "before promotion",
+}
+HOOK_NOT_SIMULATED = {
+    "rollout": "webhook {name!r} (rollout) is not simulated; the scenario's traffic stands in for load tests",
+    "pre-rollout": "webhook {name!r} (pre-rollout) is not simulated: it passes; in Flagger a failing one counts a "
+                   "failed check at every tick until it passes, before any traffic moves",
+    "post-rollout": "webhook {name!r} (post-rollout) is not simulated; it runs after the rollout ends",
+    "rollback": "webhook {name!r} (rollback) is not simulated: it never asks for a rollback",
+    "event": "webhook {name!r} (event) is not simulated; it only receives Flagger's events",
+}
 HOOK_TYPES = ("pre-rollout", "rollout", "confirm-rollout", "confirm-traffic-increase", "confirm-promotion",
               "post-rollout", "rollback", "event")
 
@@ -53,8 +75,9 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     doc = r.doc
     spec = r.mapping(doc.data.get("spec"), "spec")
     r.unused(spec, "spec", ("targetRef", "analysis", "canaryAnalysis", "progressDeadlineSeconds", "skipAnalysis",
-                            "provider", "autoscalerRef", "suspend"),
-             quiet=("service", "ingressRef", "routeRef", "upstreamRef", "metricsServer", "revertOnDeletion"))
+                            "provider", "autoscalerRef", "suspend", "service"),
+             quiet=("ingressRef", "routeRef", "upstreamRef", "metricsServer", "revertOnDeletion"))
+    _service(r, r.mapping(spec.get("service"), "spec.service"), "spec.service")
     target = r.mapping(spec.get("targetRef"), "spec.targetRef")
     target_name = r.name(target, "name", "spec.targetRef", "a Canary targets a Deployment by name")
     target_kind = r.string(target, "kind", "spec.targetRef", "Deployment")
@@ -91,7 +114,8 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     if key == "canaryAnalysis" and spec.get(key) is not None:
         r.warn(path, "deprecated name; Flagger reads it as spec.analysis")
     r.unused(analysis, path, ("interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
-                              "iterations", "metrics", "webhooks", "match", "mirror"),
+                              "iterations", "metrics", "webhooks", "match", "mirror", "mirrorWeight", "sessionAffinity",
+                              "primaryReadyThreshold", "canaryReadyThreshold"),
              quiet=("alerts",))
     interval = DEFAULT_INTERVAL
     if analysis.get("interval") is not None:
@@ -103,7 +127,7 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     max_w = r.weight(analysis, "maxWeight", path)
     step_w = r.weight(analysis, "stepWeight", path)
     promo = r.weight(analysis, "stepWeightPromotion", path)
-    iterations = r.integer(analysis, "iterations", path, 0, lo=0) or 0
+    written_iterations = r.integer(analysis, "iterations", path, 0, lo=0) or 0
     step_ws: list[int] = []
     for i, w in enumerate(r.items(analysis.get("stepWeights"), f"{path}.stepWeights")):
         if isinstance(w, bool) or not isinstance(w, int) or not 0 < w <= 100:
@@ -111,34 +135,28 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
         if step_ws and w <= step_ws[-1]:
             r.fail(f"{path}.stepWeights[{i}]", f"got {w}; stepWeights must grow ({step_ws[-1]} before it)")
         step_ws.append(w)
-    if analysis.get("mirror"):
-        r.warn(f"{path}.mirror", "traffic mirroring is not simulated")
-    if analysis.get("match") is not None:
-        r.warn(f"{path}.match", "A/B testing by request match is rehearsed as blue/green iterations; "
-               "the share of users matched is not simulated")
-        kubernetes = True
-    if kubernetes and iterations == 0 and not skip:
-        r.warn(path, "the kubernetes provider cannot shift traffic; Flagger runs 10 blue/green iterations")
-        iterations = DEFAULT_ITERATIONS_KUBERNETES
+    match = bool(r.items(analysis.get("match"), f"{path}.match"))
+    runs, iterations = flagger_strategy(written_iterations, match=match, kubernetes=kubernetes)
+    if not skip:
+        _strategy_warnings(r, analysis, path, runs, written_iterations, match, kubernetes)
     weights: list[int] = []
-    if iterations == 0 and not skip:
+    if runs == CANARY and not skip:
         if step_w == 0 and not step_ws:
             r.fail(path, "needs stepWeight, stepWeights or iterations; otherwise the canary weight never grows")
         weights = flagger_weights(max_w, step_w, step_ws)
     checks, notes, defs, foreign = _metrics(r, analysis.get("metrics"), f"{path}.metrics", catalog, interval,
                                             provider or "istio")
-    gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks")
+    gates = _webhooks(r, analysis.get("webhooks"), f"{path}.webhooks", runs)
 
     def build(n: int, judge: str) -> Plan:
         return flagger_plan(
             n, interval=interval, threshold=threshold, weights=weights, iterations=iterations,
             step_weight_promotion=promo, checks=checks, not_simulated=notes, metrics=defs, foreign_metrics=foreign,
-            kubernetes=kubernetes,
-            gates=gates, name=doc.name or "canary", judge=judge, progress_deadline_seconds=deadline,
-            skip_analysis=skip, **settings,
+            kubernetes=kubernetes, ab=runs == AB, gates=gates, name=doc.name or "canary", judge=judge,
+            progress_deadline_seconds=deadline, skip_analysis=skip, **settings,
         )
 
-    kind = "rolling" if skip else ("blue-green" if iterations else "canary")
+    kind = "rolling" if skip else ("canary" if runs == CANARY else "blue-green")
     strategy: dict[str, Any] = {"kind": kind, "progress_deadline_seconds": deadline,
                                 "min_ready_seconds": settings["min_ready_seconds"]}
     if kind == "canary":
@@ -149,6 +167,82 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     if kind == "blue-green":
         strategy.update(scale_down_delay_seconds=interval, auto_promotion_seconds=0.0)
     return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings)
+
+
+# spec.service: what Flagger names and exposes its generated objects with (nothing to simulate) ...
+SERVICE_PLUMBING = ("name", "port", "portName", "targetPort", "appProtocol", "portDiscovery", "gateways",
+                    "gatewayRefs", "hosts", "delegation", "apex", "primary", "canary", "meshName", "backends")
+# ... and what the generated route does to requests, which the rehearsal does not
+SERVICE_NOT_SIMULATED = {
+    "trafficPolicy": "the destination rules' policy (load balancing, connection pool, outlier detection, TLS) "
+                     "is not simulated",
+    "match": "the route takes only the requests that match; the rehearsal sends all of the scenario's traffic "
+             "through it",
+    "rewrite": "URI rewriting is not simulated (it changes no failure or latency the rehearsal counts)",
+    "headers": "header operations are not simulated (they change no failure or latency the rehearsal counts)",
+    "corsPolicy": "the CORS policy is not simulated (browsers' preflight requests are not modelled)",
+}
+
+
+def _service(r: Reader, service: dict[str, Any], path: str) -> None:
+    """Warn, by path, about every ``spec.service`` field that shapes requests on the route
+    Flagger generates (``GetServiceNames`` and the routers' ``Reconcile`` copy ``timeout``,
+    ``retries``, ``match``, ``rewrite``, ``headers``, ``corsPolicy`` into every route)."""
+    r.unused(service, path, (*SERVICE_PLUMBING, "timeout", "retries", *SERVICE_NOT_SIMULATED))
+    if service.get("timeout"):
+        r.warn(f"{path}.timeout", f"requests slower than {service['timeout']} fail at the route; the rehearsal does "
+               "not cut them off, so a slow candidate shows as latency, not as failed requests")
+    if service.get("retries"):
+        retries = r.mapping(service["retries"], f"{path}.retries")
+        attempts = retries.get("attempts", "some")
+        r.warn(f"{path}.retries", f"the route retries a failed request ({attempts} attempts); the rehearsal does "
+               "not retry: a request a retry would save counts as failed, and the retries' load is not added")
+    for key, why in SERVICE_NOT_SIMULATED.items():
+        if service.get(key):
+            r.warn(f"{path}.{key}", why)
+
+
+def _strategy_warnings(r: Reader, analysis: dict[str, Any], path: str, runs: str, written_iterations: int,
+                       match: bool, kubernetes: bool) -> None:
+    """Name what the strategy Flagger picks (``advanceCanary``) does not use, and what of it
+    the rehearsal does not simulate."""
+    if kubernetes and match:
+        r.warn(f"{path}.match", "A/B testing is not supported with the kubernetes provider: Flagger drops the "
+               "match and runs blue/green")
+    if kubernetes and written_iterations < 1:
+        r.warn(path, f"the kubernetes provider cannot shift traffic; Flagger runs "
+               f"{DEFAULT_ITERATIONS_KUBERNETES} blue/green iterations")
+    if runs == AB:
+        r.warn(f"{path}.match", "A/B testing: during the iterations only the requests that match reach the canary; "
+               "the share of users matched is not simulated, so the canary is judged on the scenario's test "
+               "traffic until it is promoted")
+    elif runs == CANARY and match:
+        r.warn(f"{path}.match", "with iterations 0 Flagger runs the progressive canary on the requests that match "
+               "(the others stay on the primary); the rehearsal moves each weight of all traffic")
+    if runs != CANARY:
+        for key in ("maxWeight", "stepWeight", "stepWeights"):
+            if analysis.get(key):
+                r.warn(f"{path}.{key}", "not used: with iterations Flagger runs "
+                       + ("A/B testing" if runs == AB else "blue/green"))
+    if kubernetes and analysis.get("stepWeightPromotion"):
+        r.warn(f"{path}.stepWeightPromotion", "not used: the kubernetes provider has no traffic to shift back")
+    if analysis.get("mirror"):
+        if kubernetes or runs == AB:
+            why = "not used: the kubernetes provider and A/B testing do not mirror"
+        elif runs == CANARY:
+            why = ("Flagger mirrors live traffic for one tick before the first weight; the rehearsal has no "
+                   "mirror and sets the first weight one tick earlier")
+        else:
+            why = ("the canary gets a copy of live traffic during the iterations; the rehearsal has no mirror "
+                   "and judges it on the scenario's test traffic")
+        r.warn(f"{path}.mirror", f"traffic mirroring is not simulated: {why}")
+    if analysis.get("sessionAffinity"):
+        r.warn(f"{path}.sessionAffinity", "sticky sessions are not simulated: each request is routed by the weight")
+    for key, pods in (("primaryReadyThreshold", "primary"), ("canaryReadyThreshold", "canary")):
+        ready = r.integer(analysis, key, path, 100, lo=0, hi=100)
+        if ready != 100:
+            r.warn(f"{path}.{key}", f"Flagger counts the {pods} ready with {ready}% of its pods available; the "
+                   "rehearsal waits for all of them")
 
 
 def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float,
@@ -215,9 +309,8 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
                 source = MetricSource("prometheus", query=text)
             if lo is None and hi is None and legacy is not None:
                 hi = legacy  # the deprecated threshold is a maximum for custom queries
-            measures = None if why else classify_query(text)
-            if measures is None and not why:
-                why = "its query measures nothing the simulator models (error rate, latency, request rate)"
+            if not why:
+                measures, why = read_query(text)
             if measures is not None:
                 measures = read_bounds_as_percent(measures, lo, hi)
         if measures is not None and lo is None and hi is None:
@@ -259,7 +352,9 @@ def _number(r: Reader, m: dict[str, Any], key: str, path: str) -> float | None:
     return float(value)
 
 
-def _webhooks(r: Reader, value: Any, path: str) -> list[str]:
+def _webhooks(r: Reader, value: Any, path: str, runs: str) -> list[str]:
+    """The manual gates among the webhooks (``scheduler_hooks.go``), each named with where it
+    stops the rollout and what approves it; the other hooks named as not simulated."""
     gates: list[str] = []
     for i, item in enumerate(r.items(value, path)):
         hpath = f"{path}[{i}]"
@@ -268,9 +363,16 @@ def _webhooks(r: Reader, value: Any, path: str) -> list[str]:
         name = r.string(hook, "name", hpath, "")
         if kind not in HOOK_TYPES:
             r.fail(f"{hpath}.type", f"unknown webhook type {kind!r}; allowed: {', '.join(HOOK_TYPES)}")
-        if kind in GATE_HOOKS:
-            gates.append(kind)  # a gate waits for a person: the scenario's approve decides
+        if kind == "confirm-traffic-increase" and runs != CANARY:
+            r.warn(hpath, f"webhook {name!r} (confirm-traffic-increase) is never called: Flagger asks it only "
+                   "before a weight moves, and with iterations no weight does")
+        elif kind in GATE_HOOKS:
+            gates.append(kind)
+            r.warn(hpath, f"webhook {name!r} ({kind}) is a manual gate: the rehearsal pauses {GATE_WHERE[kind]} "
+                   "until the scenario's approve opens it (auto: at once, as a gate already open; never; or a "
+                   "duration); Flagger asks again at every tick" + (
+                       ", and keeps running the metric checks while it waits (the pause does not)"
+                       if kind != "confirm-rollout" else ""))
         else:
-            r.warn(hpath, f"webhook {name!r} ({kind}) is not simulated; the scenario's traffic stands in for "
-                   "load tests" if kind == "rollout" else f"webhook {name!r} ({kind}) is not simulated")
+            r.warn(hpath, HOOK_NOT_SIMULATED[kind].format(name=name))
     return gates

@@ -1,45 +1,47 @@
 """What a provider query measures, in the simulator's words, and the bounds it is judged by.
 
-Provider queries map to the simulated metrics by what they measure (:func:`classify_query`):
-a PromQL ratio of 5xx (or error) requests is ``error_rate``; a ratio of non-5xx requests is
-a success rate, judged as ``1 - error_rate``; ``histogram_quantile(0.99, ...)`` is
-``latency_p99`` (Prometheus histograms count seconds, the simulator milliseconds); a bare
-``rate(...)`` of requests is ``request_rate``. Conditions such as ``result[0] >= 0.95`` become
-:class:`~deploysim.plan.Check` bounds (:func:`condition_bounds`, :func:`bounds_to_check`).
+A Prometheus query is read from its whole expression (:mod:`deploysim.manifests.promql_reading`):
+which outcome the numerator of a ratio selects (``code!~"5.."`` over all requests is a success
+ratio, judged as ``1 - error_rate``), complements (``100 - x``), percentages (``* 100``) and the
+unit of a latency (``..._seconds_bucket``, ``..._milliseconds_bucket``, ``* 1000``, ``/ 1000``);
+what it cannot know it says, and the metric is not simulated. A web metric has no expression, so
+its URL, JSON path and name are read for the words of a metric (:func:`read_query`). Conditions
+such as ``result[0] >= 0.95`` become :class:`~deploysim.plan.Check` bounds
+(:func:`condition_bounds`, :func:`bounds_to_check`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from deploysim.analysis.metrics import MetricDef
 from deploysim.durations import parse_duration
+from deploysim.manifests.promql_reading import Measures, read_promql
 from deploysim.plan import Check
 from deploysim.rules.checks import error_rate_bounds
 
-_SUCCESS = re.compile(r'!~\s*"5|!=\s*"5|success|=~\s*"2|2xx|"2\.\."', re.I)
-_ERROR = re.compile(r'5\.\.|5xx|=~\s*"5|=\s*"5\d\d"|error|fail', re.I)
-_QUANTILE = re.compile(r'histogram_quantile\s*\(\s*([0-9.]+)|quantile\s*=\s*"([0-9.]+)"', re.I)
-_RATE = re.compile(r"\b(i?rate)\s*\(", re.I)
-_TIMES = re.compile(r"\*\s*(\d+(?:\.\d+)?)")
+__all__ = ["Measures", "bounds_to_check", "classify_query", "condition_bounds", "query_window",
+           "read_bounds_as_percent", "read_query", "stand_in_for"]
+
+_WEB_SUCCESS = re.compile(r"success|2xx|\b2\.\.")
+_WEB_ERROR = re.compile(r"5\.\.|5xx|error|fail")
 _RANGE = re.compile(r"\[\s*(\d+[smhd])\s*\]")
-_QUANTILE_METRIC = {0.5: "latency_p50", 0.95: "latency_p95", 0.99: "latency_p99"}
 
 
-@dataclass(frozen=True)
-class Measures:
-    """What a query measures in the simulator's words: ``metric`` is a simulated metric, or
-    ``success_rate`` (judged as 1 - error_rate); ``scale`` turns the query's result into the
-    simulated metric's unit (a percentage × 0.01, seconds × 1000)."""
+def read_query(text: str, web: bool = False) -> tuple[Measures | None, str]:
+    """What a provider query measures, or None and why not (naming the query).
 
-    metric: str
-    scale: float = 1.0
-    note: str = ""
+    >>> read_query('sum(rate(response_total{classification!="failure"}[1m])) / sum(rate(response_total[1m]))')
+    (Measures(metric='success_rate', scale=1.0, note=''), '')
+    >>> read_query('https://status.example.com/api {$.latency_p99} latency', web=True)
+    (Measures(metric='latency_p99', scale=1.0, note='unit not stated; read as milliseconds'), '')
+    """
+    return _read_web(text) if web else read_promql(text)
 
 
 def classify_query(text: str, web: bool = False) -> Measures | None:
-    """What a provider query measures, or None when it is nothing the simulator models.
+    """What a provider query measures, or None when it cannot be read as a simulated metric
+    (:func:`read_query` says why).
 
     >>> classify_query('sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))')
     Measures(metric='error_rate', scale=1.0, note='')
@@ -50,38 +52,28 @@ def classify_query(text: str, web: bool = False) -> Measures | None:
     >>> classify_query('100 - sum(rate(requests{code!~"5.."}[1m])) / sum(rate(requests[1m])) * 100')
     Measures(metric='error_rate', scale=0.01, note='')
     """
-    q = " ".join(text.split())
-    low = q.lower()
-    quantile = _QUANTILE.search(q)
-    if quantile or (web and re.search(r"p99|latency|duration", low)):
-        value = float(next(g for g in quantile.groups() if g)) if quantile else 0.99
-        metric = _QUANTILE_METRIC.get(round(value, 4))
-        if metric is None:
-            return None
-        factors = [float(x) for x in _TIMES.findall(q)]
-        if "milli" in low or re.search(r"_ms(?:_|\b)", low) or 1000.0 in factors:
-            return Measures(metric, 1.0)
+    return read_query(text, web)[0]
+
+
+def _read_web(text: str) -> tuple[Measures | None, str]:
+    """A web metric by the words of its URL, JSON path and name (it has no expression to read):
+    ``p99`` / ``latency`` / ``duration`` is the p99 latency (milliseconds unless the words say
+    seconds), ``success`` / ``2xx`` a success ratio, ``5xx`` / ``error`` / ``fail`` an error
+    ratio, ``rps`` / ``throughput`` a request rate."""
+    low = " ".join(text.split()).lower()
+    if re.search(r"p99|latency|duration", low):
+        if "milli" in low or re.search(r"_ms(?:_|\b)", low):
+            return Measures("latency_p99", 1.0), ""
         if "second" in low:
-            return Measures(metric, 1000.0)
-        if web:
-            return Measures(metric, 1.0, "unit not stated; read as milliseconds")
-        return Measures(metric, 1000.0, "unit not stated; read as seconds (the Prometheus convention)")
-    percent = 100.0 in [float(x) for x in _TIMES.findall(q)] or bool(re.match(r"^\(?\s*100\s*\*", q))
-    scale = 0.01 if percent else 1.0
-    # "100 - success%" is an error percentage, "1 - error ratio" a success ratio
-    complement = re.match(r"^\(?\s*(100|1)(\.0*)?\s*-", q)
-    if complement and complement.group(1) == "100":
-        scale = 0.01
-    if "/" in q or web:
-        found = "success_rate" if _SUCCESS.search(q) else "error_rate" if _ERROR.search(q) else None
-        if found and complement:
-            found = "error_rate" if found == "success_rate" else "success_rate"
-        if found:
-            return Measures(found, scale)
-    if (_RATE.search(q) and "/" not in q and "request" in low) or (
-            web and re.search(r"rps|throughput|request_rate", low)):
-        return Measures("request_rate", 1.0)
-    return None
+            return Measures("latency_p99", 1000.0), ""
+        return Measures("latency_p99", 1.0, "unit not stated; read as milliseconds"), ""
+    if _WEB_SUCCESS.search(low):
+        return Measures("success_rate"), ""
+    if _WEB_ERROR.search(low):
+        return Measures("error_rate"), ""
+    if re.search(r"rps|throughput|request_rate", low):
+        return Measures("request_rate"), ""
+    return None, f"its source {text.strip()!r} names no error rate, latency or request rate"
 
 
 _NUMBER = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -153,16 +145,19 @@ def condition_bounds(condition: str, failure: bool = False) -> tuple[float | Non
 
 def read_bounds_as_percent(measures: Measures, lo: float | None, hi: float | None) -> Measures:
     """An error or success ratio whose bound is above 1 is a percentage: the query's result
-    is read × 0.01, as a bound of 5 on an error rate means 5%, not 500%.
+    is read × 0.01, as a bound of 5 on an error rate means 5%, not 500%. The note says so: a
+    query that returns a share of 1 never reaches such a bound on a cluster.
 
-    >>> read_bounds_as_percent(Measures("error_rate"), None, 5.0).scale
-    0.01
+    >>> read_bounds_as_percent(Measures("error_rate"), None, 5.0)
+    Measures(metric='error_rate', scale=0.01, note='a bound of 5 is above 1: the result is read as a percentage (5%)')
     >>> read_bounds_as_percent(Measures("error_rate"), None, 0.05).scale
     1.0
     """
     if measures.metric in ("error_rate", "success_rate") and measures.scale == 1.0 and any(
             b is not None and b > 1 for b in (lo, hi)):
-        return Measures(measures.metric, 0.01, measures.note)
+        bound = next(b for b in (lo, hi) if b is not None and b > 1)
+        said = f"a bound of {bound:g} is above 1: the result is read as a percentage ({bound:g}%)"
+        return Measures(measures.metric, 0.01, "; ".join(n for n in (measures.note, said) if n))
     return measures
 
 
@@ -193,8 +188,8 @@ def stand_in_for(metric: MetricDef, simulated: str | None = None) -> tuple[Check
     """The simulated check that stands in for a team metric in rehearsal, or None and why.
 
     ``simulated`` names the simulated metric outright (a scenario's ``metric:`` beside its
-    query); otherwise the query says what it measures (:func:`classify_query`). Flagger's
-    min/max and Argo's conditions (:func:`condition_bounds`) give the bounds.
+    query); otherwise the query says what it measures (:func:`read_query`), or why that cannot be
+    known. Flagger's min/max and Argo's conditions (:func:`condition_bounds`) give the bounds.
 
     >>> from deploysim.analysis.metrics import MetricDef, MetricSource
     >>> q = 'sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))'
@@ -203,7 +198,7 @@ def stand_in_for(metric: MetricDef, simulated: str | None = None) -> tuple[Check
     >>> stand_in_for(MetricDef("ok", MetricSource("prometheus", query=q), success_condition="result[0] < 0.05"))[0].max
     0.05
     >>> stand_in_for(MetricDef("x", MetricSource("prometheus", query="up"), dialect="flagger", max=1))
-    (None, 'its query measures nothing the simulator models (error rate, latency, request rate)')
+    (None, 'its query up is the series up as it stands: not a rate, a ratio or a quantile')
     """
     if metric.dialect == "flagger":
         bounds: tuple[float | None, float | None] | None = (metric.min, metric.max)
@@ -220,9 +215,9 @@ def stand_in_for(metric: MetricDef, simulated: str | None = None) -> tuple[Check
     else:
         text = metric.source.query if metric.source.kind == "prometheus" else \
             f"{metric.source.url} {metric.source.json_path or ''} {metric.name}"
-        measures = classify_query(str(text), web=metric.source.kind == "web")
-    if measures is None:
-        return None, "its query measures nothing the simulator models (error rate, latency, request rate)"
+        measures, why = read_query(str(text), web=metric.source.kind == "web")
+        if measures is None:
+            return None, why
     measures = read_bounds_as_percent(measures, lo, hi)
     check = bounds_to_check(measures, lo, hi)
     return Check(check.metric, max=check.max, min=check.min, stands_for=metric.name), measures.note

@@ -149,6 +149,8 @@ def compile_canary(scenario) -> Plan:  # noqa: ANN001
         steps=canary_steps(scenario),
         routing="router" if s.traffic_router else "replica_ratio",
         router=s.router if s.traffic_router else None,
+        scale_down_delay=s.scale_down_delay_seconds if s.traffic_router else 0.0,
+        abort_scale_down_delay=s.abort_scale_down_delay_seconds if s.traffic_router else 0.0,
         max_surge=s.max_surge,
         max_unavailable=s.max_unavailable,
         min_ready_seconds=s.min_ready_seconds,

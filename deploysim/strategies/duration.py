@@ -39,6 +39,7 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
     candidate = 0
     weight = 0
     walk = _BasicCanaryWalk(plan) if is_basic_canary(plan) else None
+    background_from = 0.0
     for index, step in enumerate(plan.steps):
         if isinstance(step, steps.Pause):
             if step.seconds is None:
@@ -71,18 +72,44 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
             candidate = plan.replicas
         elif isinstance(step, steps.ScaleDownStable):
             delay += step.delay
+        if index + 1 == plan.background_start:
+            background_from = paused + analysis + pods + delay
     if walk is not None:
         pods += walk.to(100) * wave  # the rollout ends at 100%, within the same limits
     elif plan.strategy == "canary" and candidate < plan.replicas:
         pods += wave  # the rollout ends by scaling the candidate to full size
+    if plan.strategy == "canary" and plan.routing == "router":
+        delay += plan.scale_down_delay  # the old stable kept after all traffic moved
+    background = _background_wait(plan, paused + analysis + pods + delay - background_from)
     return {
-        "total_seconds": paused + analysis + pods + delay,
+        "total_seconds": paused + analysis + pods + delay + background,
         "paused_seconds": paused,
         "analysis_seconds": analysis,
         "pods_seconds": pods,
         "scale_down_delay_seconds": delay,
+        "background_wait_seconds": background,
         "manual_gates": gates,
     }
+
+
+def _background_wait(plan: Plan, ran: float) -> float:
+    """Seconds the rollout waits after its steps for the background analysis, which ``ran``
+    seconds beside them (:func:`~deploysim.analysis.run.background_done`): the rest of its
+    count, or one window of the finished update when it runs indefinitely.
+
+    >>> from deploysim.plan import AnalysisSpec
+    >>> bg = Plan(strategy="rolling", replicas=2, steps=(), background=AnalysisSpec(interval=60, count=None))
+    >>> _background_wait(bg, 90.0)
+    60.0
+    >>> _background_wait(Plan(strategy="rolling", replicas=2, steps=(), background=AnalysisSpec(interval=60, count=5)), 90.0)
+    150.0
+    """
+    spec = plan.background
+    if spec is None:
+        return 0.0
+    if spec.count is None:
+        return float(spec.lookback)
+    return max(0.0, (spec.expected_seconds or 0.0) - ran)
 
 
 class _BasicCanaryWalk:

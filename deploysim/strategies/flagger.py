@@ -1,30 +1,40 @@
 """Flagger's ``Canary`` as a plan: its weight progression, its ticks and its failed-checks rule.
 
 Flagger advances a canary on a timer, one tick every ``analysis.interval``
-(``pkg/controller/scheduler.go``):
+(``advanceCanary`` in ``pkg/controller/scheduler.go``, fluxcd/flagger). Each tick reads the
+status, does one thing and returns:
 
-- tick 0: a new revision is seen; the canary Deployment is scaled up (to full size);
-- tick 1: no traffic yet, so no metrics: pre-rollout checks, then the first weight;
-- each later tick: the metric checks run over the last interval. A failure adds one to
-  ``failedChecks`` and halts advancement (the weight stays); a pass advances the weight by
-  ``stepWeight`` (or to the next of ``stepWeights``) while it is below ``maxWeight``, and at
-  or past it promotes. ``failedChecks`` never resets during a run; reaching ``threshold``
-  rolls back (100% to the primary, canary scaled to zero);
-- promotion: the primary takes the canary's template, traffic goes back to the primary
-  (``stepWeightPromotion`` per tick, or all at once), and the canary is scaled to zero.
+- tick 0 (``checkCanaryStatus``): a new revision is seen; ``confirm-rollout`` gates are asked,
+  the canary Deployment is scaled up (to full size), the phase becomes Progressing;
+- tick 1: no traffic yet, so no metrics (``canaryWeight == 0 && Iterations == 0``):
+  pre-rollout hooks, then the strategy's first move (the first weight, or iteration 1);
+- each later tick first compares ``failedChecks`` with ``threshold``: at or above it the
+  canary is rolled back (100% to the primary, canary scaled to zero). Otherwise the checks
+  run over the last interval: a failure adds one to ``failedChecks`` and returns (the weight
+  or iteration stays), a pass advances. ``failedChecks`` never resets during a run.
 
-So a healthy canary promotes in about ``interval × (steps + 3)`` (the documented
-``interval × maxWeight / stepWeight``, plus the first tick and the two ticks of
-promotion), and a failing one rolls back ``interval × threshold`` after its first request.
+So the check that reaches ``threshold`` rolls the canary back at the *next* tick: time to
+detect is the failing tick plus one interval, ``interval × (threshold + 1)`` after the first
+request for a canary failing from its first check (the docs' ``interval × threshold`` counts
+the failing checks only). The plan says so with ``AnalysisSpec.abort_delay = interval``, and
+``measure_at_start = False``: Flagger's first check is one tick after the traffic moved.
 
-The plan says this in the shared vocabulary: ``SetCanaryScale(100)`` (full-size canary),
-``Pause(interval)`` for tick 1, then per weight ``SetWeight(w)`` and an ``Analyze`` that
-needs one passing measurement (``count_successes``), whose failed checks come out of one
-budget shared over the rollout (``failure_budget``, limit ``threshold - 1``).
+Which strategy runs is chosen in ``advanceCanary`` (:func:`flagger_strategy`): A/B testing
+(``match`` and ``iterations``, ``runAB``), blue/green (``iterations``, ``runBlueGreen``; the
+kubernetes provider always, with 10 iterations when none are set), or the progressive canary
+(``stepWeight(s)``, ``runCanary``; ``match`` with ``iterations: 0`` is one too). Promotion
+follows the same ticks whatever the strategy (:func:`success_tick`): at the last analysing
+tick ``Promote`` copies the canary's template to the primary (phase Promoting); the next tick
+waits while ``IsPrimaryReady`` sees the primary's rolling update under way, then routes traffic
+back to the primary (``stepWeightPromotion`` per tick, or all at once; the kubernetes provider
+has nothing to route) and sets Finalising; the tick after scales the canary to zero (Succeeded).
 
-Flagger checks the threshold at the start of the tick after the failure that reaches it,
-so a real rollback comes about one interval later than here; the documented
-``interval × threshold`` is what the rehearsal reproduces.
+The plan says this in the shared vocabulary: ``SetCanaryScale(100)`` (full-size canary) or
+``ScaleCandidate``, ``Pause(interval)`` for tick 1, an ``Analyze`` that needs one passing
+measurement per weight (``count_successes``) or ``iterations`` of them, whose failed checks
+come out of one budget shared over the rollout (``failure_budget``, limit ``threshold - 1``),
+and the promotion ticks as pauses. The rehearsal's world has one Deployment per version, so
+the primary's rolling update after ``Promote`` is taken to finish within one interval.
 
 The ``Canary`` manifest itself is read by :mod:`deploysim.manifests.flagger`.
 """
@@ -47,6 +57,8 @@ from deploysim.rules.deployment import (
 )
 
 TOTAL_WEIGHT = 100
+CANARY, AB, BLUE_GREEN = "canary", "ab", "blue-green"  # Flagger's strategies, as advanceCanary picks them
+DEFAULT_ITERATIONS_KUBERNETES = 10
 BUDGET = "flagger"  # the failed-checks budget every analysis of one Flagger canary shares
 
 
@@ -104,13 +116,72 @@ def flagger_weights(max_weight_: int = 0, step_weight: int = 0, step_weights: Se
 
 def promotion_ticks(last_weight: int, step_weight_promotion: int) -> int:
     """Ticks from promotion to Succeeded: the traffic shift back to the primary
-    (``ceil(weight / stepWeightPromotion)`` ticks, one if unset) and the final scale-down.
+    (``ceil(weight / stepWeightPromotion)`` ticks, one if unset; ``runPromotionTrafficShift``)
+    and the final scale-down (phase Finalising).
 
-    >>> promotion_ticks(60, 0), promotion_ticks(50, 20)
-    (2, 4)
+    >>> promotion_ticks(60, 0), promotion_ticks(50, 20), promotion_ticks(100, 30)
+    (2, 4, 5)
     """
     shift = 1 if step_weight_promotion <= 0 else math.ceil(last_weight / step_weight_promotion)
     return shift + 1
+
+
+def flagger_strategy(iterations: int, match: bool = False, kubernetes: bool = False) -> tuple[str, int]:
+    """The strategy Flagger runs and its iterations, in ``advanceCanary``'s order: the
+    kubernetes provider drops ``match`` ("A/B testing is not supported") and sets 10 iterations
+    when fewer than one is set; then ``match`` with iterations is A/B (``runAB``), iterations
+    alone blue/green (``runBlueGreen``), and anything else the progressive canary
+    (``runCanary``), ``match`` with ``iterations: 0`` included.
+
+    >>> flagger_strategy(10, match=True), flagger_strategy(0, match=True), flagger_strategy(5)
+    (('ab', 10), ('canary', 0), ('blue-green', 5))
+    >>> flagger_strategy(0, kubernetes=True), flagger_strategy(3, match=True, kubernetes=True)
+    (('blue-green', 10), ('blue-green', 3))
+    """
+    if kubernetes:
+        return BLUE_GREEN, iterations if iterations >= 1 else DEFAULT_ITERATIONS_KUBERNETES
+    if iterations > 0:
+        return (AB if match else BLUE_GREEN), iterations
+    return CANARY, 0
+
+
+def iteration_analyses(strategy: str, iterations: int) -> int:
+    """Analyses a healthy A/B or blue/green canary runs. ``runAB`` promotes at the tick whose
+    check finds ``status.iterations == iterations``: ``iterations`` analyses (ticks 2 to
+    ``iterations + 1``). ``runBlueGreen`` at that tick routes all traffic to the canary and
+    counts one more iteration, and promotes at the next tick, after one more analysis.
+
+    >>> iteration_analyses("ab", 10), iteration_analyses("blue-green", 10)
+    (10, 11)
+    """
+    return iterations + (1 if strategy == BLUE_GREEN else 0)
+
+
+def success_tick(strategy: str, *, weights: Sequence[int] = (), iterations: int = 0,
+                 step_weight_promotion: int = 0, kubernetes: bool = False) -> int:
+    """The tick at which a healthy canary is Succeeded, tick 0 being the one that saw the new
+    revision, when the primary's rolling update ends within the interval after ``Promote``.
+
+    Progressive, ``n`` weights: ticks 1 to ``n`` set them, tick ``n + 1`` passes the last check
+    and promotes, then :func:`promotion_ticks`. A/B and mesh blue/green shift back from the
+    canary's 100% (``GetRoutes`` reads the route that holds the canary); the kubernetes
+    provider has no traffic to shift and goes straight to Finalising.
+
+    >>> success_tick("canary", weights=[10, 20, 30, 40, 50])  # istio-progressive-delivery
+    8
+    >>> success_tick("ab", iterations=10), success_tick("blue-green", iterations=10, kubernetes=True)
+    (13, 14)
+    >>> success_tick("canary", weights=[25, 50], step_weight_promotion=20)  # 50% back in 3 ticks
+    7
+    >>> success_tick("ab", iterations=2, step_weight_promotion=50)  # 100% back in 2 ticks
+    6
+    """
+    if strategy == CANARY:
+        return len(weights) + 1 + promotion_ticks(weights[-1] if weights else TOTAL_WEIGHT, step_weight_promotion)
+    promote = 1 + iteration_analyses(strategy, iterations)
+    if kubernetes:
+        return promote + 2
+    return promote + promotion_ticks(TOTAL_WEIGHT, step_weight_promotion)
 
 
 def flagger_plan(
@@ -126,6 +197,7 @@ def flagger_plan(
     metrics: Sequence[MetricDef] = (),
     foreign_metrics: Sequence[str] = (),
     kubernetes: bool = False,
+    ab: bool = False,
     gates: Sequence[str] = (),
     name: str = "canary",
     judge: str = "threshold",
@@ -135,11 +207,17 @@ def flagger_plan(
     max_unavailable: int | str = DEFAULT_MAX_UNAVAILABLE,
     skip_analysis: bool = False,
 ) -> Plan:
-    """The plan for one Flagger canary: progressive weights, or blue/green ``iterations``.
+    """The plan for one Flagger canary: progressive weights, or ``iterations`` of blue/green
+    (or of A/B testing, ``ab``: ``match`` with iterations).
 
     >>> p = flagger_plan(10, interval=60, threshold=2, weights=[20, 40, 60])
     >>> [s.describe() for s in p.steps][:4]
     ['scale candidate to 100% of replicas', 'pause 1m', 'set weight to 20%', "threshold analysis 'canary at 20%' until 1 pass every 1m on no checks, rollback at 2 failed checks over the rollout"]
+    >>> a = p.steps[3].analysis
+    >>> a.measure_at_start, a.abort_delay  # checked at the next tick; rolled back at the one after
+    (False, 60)
+    >>> [s.kind for s in flagger_plan(10, interval=60, threshold=2, iterations=3, ab=True).steps]
+    ['scale_candidate', 'pause', 'analyze', 'switch_traffic', 'pause', 'scale_down_stable']
     """
     common: dict[str, Any] = dict(replicas=replicas, progress_deadline_seconds=progress_deadline_seconds,
                                   progress_deadline_abort=True, min_ready_seconds=min_ready_seconds)
@@ -150,36 +228,64 @@ def flagger_plan(
     spec = AnalysisSpec(name=name, interval=interval, count=1, failure_limit=max(threshold, 1) - 1,
                         consecutive_error_limit=max(threshold, 1), judge=judge, checks=tuple(checks),
                         not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET,
-                        metrics=tuple(metrics), foreign_metrics=tuple(foreign_metrics))
-    sequence: list[steps.Step] = []
-    if "confirm-rollout" in gates:
-        sequence.append(steps.Pause(None))
+                        metrics=tuple(metrics), foreign_metrics=tuple(foreign_metrics),
+                        measure_at_start=False, abort_delay=interval)
+    sequence: list[steps.Step] = [steps.Pause(None)] if "confirm-rollout" in gates else []
     if iterations > 0:
-        sequence += [steps.ScaleCandidate(replicas), steps.Pause(interval)]
-        if kubernetes:
-            # no traffic shifting: every iteration and the promoting check see test traffic only
-            sequence.append(steps.Analyze(replace(spec, name=f"{name} iterations", count=iterations + 1)))
-            if "confirm-promotion" in gates:
-                sequence.append(steps.Pause(None))
-            sequence.append(steps.SwitchTraffic())  # the primary, now running the new template
-        else:
-            sequence.append(steps.Analyze(replace(spec, name=f"{name} iterations", count=iterations)))
-            if "confirm-promotion" in gates:
-                sequence.append(steps.Pause(None))  # Flagger asks before it routes all traffic to the canary
-            sequence.append(steps.SwitchTraffic())
-            sequence.append(steps.Analyze(replace(spec, name=f"{name} after switch")))
-        sequence += [steps.Pause(interval), steps.ScaleDownStable(interval)]
+        strategy = BLUE_GREEN if kubernetes or not ab else AB
+        sequence += _iteration_steps(spec, replicas, interval, iterations, strategy, kubernetes,
+                                     step_weight_promotion, "confirm-promotion" in gates)
         return Plan(strategy="blue-green", steps=tuple(sequence), routing="active", scale_down_delay=interval,
                     **common)
-    sequence += [steps.SetCanaryScale(100), steps.Pause(interval)]
+    sequence += _progressive_steps(spec, interval, weights, step_weight_promotion, gates)
+    return Plan(strategy="canary", steps=tuple(sequence), routing="router", max_surge=max_surge,
+                max_unavailable=max_unavailable, **common)
+
+
+def _progressive_steps(spec: AnalysisSpec, interval: float, weights: Sequence[int], step_weight_promotion: int,
+                       gates: Sequence[str]) -> list[steps.Step]:
+    """``runCanary``'s ticks. ``confirm-traffic-increase`` is asked before every move while
+    Progressing, the promoting one too (``nextStepWeight`` stays above 0 at maxWeight);
+    ``confirm-promotion`` just before ``Promote``."""
+    gate: list[steps.Step] = [steps.Pause(None)] if "confirm-traffic-increase" in gates else []
+    sequence: list[steps.Step] = [steps.SetCanaryScale(100), steps.Pause(interval)]
     for weight in weights:
-        if "confirm-traffic-increase" in gates:
-            sequence.append(steps.Pause(None))
-        sequence.append(steps.SetWeight(weight))
-        sequence.append(steps.Analyze(replace(spec, name=f"{name} at {weight}%")))
+        sequence += [*gate, steps.SetWeight(weight), steps.Analyze(replace(spec, name=f"{spec.name} at {weight}%"))]
+    sequence += gate
     if "confirm-promotion" in gates:
         sequence.append(steps.Pause(None))
     ticks = promotion_ticks(weights[-1] if weights else TOTAL_WEIGHT, step_weight_promotion)
-    sequence += [steps.Pause(interval), steps.SetWeight(TOTAL_WEIGHT), steps.Pause(interval * (ticks - 1))]
-    return Plan(strategy="canary", steps=tuple(sequence), routing="router", max_surge=max_surge,
-                max_unavailable=max_unavailable, **common)
+    # Promote; one tick later traffic goes back to the primary (now the new version), then Finalising
+    return [*sequence, steps.Pause(interval), steps.SetWeight(TOTAL_WEIGHT), steps.Pause(interval * (ticks - 1))]
+
+
+def _iteration_steps(spec: AnalysisSpec, replicas: int, interval: float, iterations: int, strategy: str,
+                     kubernetes: bool, step_weight_promotion: int, confirm_promotion: bool) -> list[steps.Step]:
+    """``runAB`` / ``runBlueGreen``'s ticks: tick 1 counts iteration 1 without a check, each
+    later tick checks and counts one more. The candidate sees the test traffic only until the
+    switch (A/B: the matched users; blue/green: the load tests, or the mirror).
+
+    - A/B: ``iterations`` checks, then ``Promote``; users move to the new version as the primary
+      rolls (the switch), traffic goes back to the primary one tick later, then Finalising.
+    - blue/green with a mesh: ``iterations`` checks, then all traffic to the canary (the switch),
+      one more check on it, ``Promote``, back to the primary, Finalising.
+    - blue/green with the kubernetes provider: ``iterations + 1`` checks on test traffic, then
+      ``Promote``: the Service already selects the primary, which takes the new template.
+
+    ``confirm-promotion`` is asked at the tick after the ``iterations``-th check, in all three.
+    """
+    gate: list[steps.Step] = [steps.Pause(None)] if confirm_promotion else []
+    checks = replace(spec, name=f"{spec.name} iterations", count=iterations)
+    after = replace(spec, name=f"{spec.name} after switch" if not kubernetes else f"{spec.name} promoting check")
+    sequence: list[steps.Step] = [steps.ScaleCandidate(replicas), steps.Pause(interval)]
+    if strategy == AB:
+        sequence += [steps.Analyze(checks), *gate, steps.SwitchTraffic()]
+    elif not kubernetes:
+        sequence += [steps.Analyze(checks), *gate, steps.SwitchTraffic(), steps.Analyze(after)]
+    elif gate:
+        sequence += [steps.Analyze(checks), *gate, steps.Analyze(after), steps.SwitchTraffic()]
+    else:
+        sequence += [steps.Analyze(replace(checks, count=iteration_analyses(strategy, iterations))),
+                     steps.SwitchTraffic()]
+    shift = 1 if kubernetes else promotion_ticks(TOTAL_WEIGHT, step_weight_promotion) - 1
+    return [*sequence, steps.Pause(interval * shift), steps.ScaleDownStable(interval)]
