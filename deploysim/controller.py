@@ -70,6 +70,7 @@ OUTCOME_PROMOTED = "promoted"
 OUTCOME_ROLLED_BACK = "rolled_back"
 OUTCOME_FAILED = "failed"
 OUTCOME_PAUSED = "paused"
+OUTCOME_INCONCLUSIVE = "inconclusive"  # paused on an inconclusive analysis: a person decides
 OUTCOME_INCOMPLETE = "incomplete"
 
 

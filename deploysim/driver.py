@@ -100,11 +100,19 @@ class Drive:
         return self.status["phase"] in TERMINAL_PHASES
 
 
+def _gate_waits(run: Drive) -> bool:
+    """Paused at a manual gate, which ``approve_after`` may open; an inconclusive analysis
+    waits for a person, never for the clock."""
+    return run.status["phase"] == PAUSED and run.status.get("paused_reason") == "manual gate"
+
+
 def _approved(run: Drive, now: float, paused_since: float | None, asked: Requests) -> bool:
     if run.status["phase"] != PAUSED:
         return False
     if asked.promote:
         return True
+    if not _gate_waits(run):
+        return False
     gate = run.approve_after
     return gate is not None and paused_since is not None and now - paused_since >= gate - 1e-9
 
@@ -112,7 +120,7 @@ def _approved(run: Drive, now: float, paused_since: float | None, asked: Request
 def _wake(run: Drive, requeue_at: float | None, paused_since: float | None) -> float | None:
     """The next time the loop must look even if nothing changes."""
     wake = requeue_at
-    if run.status["phase"] == PAUSED and paused_since is not None and run.approve_after is not None:
+    if _gate_waits(run) and paused_since is not None and run.approve_after is not None:
         gate = paused_since + run.approve_after
         wake = gate if wake is None else min(wake, gate)
     if run.limit is not None:

@@ -156,5 +156,5 @@ def exit_code_named(name: str) -> int:
 
 def exit_code_for_outcome(outcome: str | None) -> int:
     """0 for a promoted rollout, 1 for any other outcome (rolled back, failed, paused,
-    incomplete), as a CI gate reads it."""
+    inconclusive, incomplete), as a CI gate reads it."""
     return EXIT_OK if outcome == "promoted" else EXIT_NOT_PROMOTED

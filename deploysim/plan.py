@@ -85,6 +85,20 @@ class AnalysisSpec:
     args: tuple[Arg, ...] = ()
     # metrics of sources deploysim does not run on a cluster (datadog, job, ...), "name (kind)"
     foreign_metrics: tuple[str, ...] = ()
+    # the verdicts chosen for metrics nothing simulates (``--assume NAME=pass|fail``)
+    assumed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def unsimulated(self) -> tuple[str, ...]:
+        """Names of the metrics nothing stands in for in rehearsal: a team metric whose query
+        the simulator cannot read, and every metric of a source it does not run.
+
+        >>> AnalysisSpec(foreign_metrics=("conversion (datadog)",)).unsimulated
+        ('conversion',)
+        """
+        names = [m.name for m in self.metrics if not m.dry_run and (m.stand_in or "").startswith("nothing")]
+        names += [f.rsplit(" (", 1)[0] for f in self.foreign_metrics]
+        return tuple(dict.fromkeys(names))
 
     @property
     def own_checks(self) -> tuple[Check, ...]:
@@ -107,7 +121,10 @@ class AnalysisSpec:
         if self.failure_budget is not None:
             limit = f"rollback at {self.failure_limit + 1} failed checks over the rollout"
         every = f" every {format_duration(self.interval)}" if self.interval else ", once"
-        return f"{self.judge} analysis '{self.name}' {count}{every} on {checks}, {limit}{dry}"
+        assumed = dict(self.assumed)
+        unsimulated = ", ".join(f"{n} assumed to {assumed[n]}" if n in assumed else n for n in self.unsimulated)
+        beside = f" (not simulated: {unsimulated})" if unsimulated else ""
+        return f"{self.judge} analysis '{self.name}' {count}{every} on {checks}{beside}, {limit}{dry}"
 
     @property
     def expected_seconds(self) -> float | None:

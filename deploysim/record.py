@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploysim.controller import OUTCOME_INCOMPLETE, OUTCOME_PAUSED, Decision
+from deploysim.controller import OUTCOME_INCOMPLETE, OUTCOME_INCONCLUSIVE, OUTCOME_PAUSED, Decision
 from deploysim.plan import Plan
 from deploysim.scenario import Scenario
 
@@ -132,10 +132,17 @@ TIMELINE_DECISIONS = ("start", "step", "abort", "promote", "pause", "resume", "c
 
 
 def outcome_of(status: dict[str, Any]) -> str:
-    """The record's outcome: the controller's, or paused / incomplete when it has none yet."""
+    """The record's outcome: the controller's, or paused / inconclusive (paused on an
+    inconclusive analysis) / incomplete when it has none yet.
+
+    >>> outcome_of({"phase": "Paused", "paused_reason": "analysis step-3 inconclusive"})
+    'inconclusive'
+    """
     if status.get("outcome") is not None:
         return status["outcome"]
-    return OUTCOME_PAUSED if status.get("phase") == "Paused" else OUTCOME_INCOMPLETE
+    if status.get("phase") != "Paused":
+        return OUTCOME_INCOMPLETE
+    return OUTCOME_INCONCLUSIVE if "inconclusive" in (status.get("paused_reason") or "") else OUTCOME_PAUSED
 
 
 def detect_and_recover(

@@ -182,6 +182,9 @@ class Analysis(_Model):
     min_requests: int = Field(0, ge=0, description="fewer candidate requests is inconclusive")
     judge: JudgeName = "threshold"
     dry_run: bool = False
+    # metrics the rehearsal cannot simulate (datadog, job, a query it cannot read), by name:
+    # judged as assumed; without a choice an analysis resting on them alone is inconclusive
+    assume: dict[str, Literal["pass", "fail"]] = Field(default_factory=dict)
     checks: list[Check] = Field(
         default_factory=lambda: [
             Check(metric="error_rate", max=0.01),

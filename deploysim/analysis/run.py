@@ -15,7 +15,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from deploysim.analysis.judges import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL, get_judge
+from deploysim.analysis.judges import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL, Verdict, get_judge
 from deploysim.analysis.measurement import Measurement
 from deploysim.plan import AnalysisSpec
 
@@ -92,7 +92,7 @@ def record_measurement(spec: AnalysisSpec, run: dict[str, Any], m: Measurement) 
                       "consecutive provider errors", m.error)
         return run
 
-    verdict = get_judge(spec.judge)(spec, m, run["judge_state"])
+    verdict = assumption_verdict(spec, m) or get_judge(spec.judge)(spec, m, run["judge_state"])
     run["judge_state"] = verdict.state
     run["consecutive_errors"] = 0
     run["taken"] += 1
@@ -137,6 +137,39 @@ def no_data_as_error(spec: AnalysisSpec, m: Measurement) -> Measurement:
     if m.error is not None or m.metrics or not spec.checks or m.candidate.requests > 0:
         return m
     return replace(m, error="no data: the candidate served no request in the window")
+
+
+def assumption_verdict(spec: AnalysisSpec, m: Measurement) -> Verdict | None:
+    """The verdict the metrics nothing simulates decide, or None to let the judge decide.
+
+    A metric assumed to fail (``--assume NAME=fail``) fails the measurement. An analysis
+    whose only metrics are unsimulated and not all assumed has nothing to judge: it is
+    Inconclusive (never a silent pass), naming them and how to choose. Measured team metrics
+    (a cluster run) are judged as they are.
+
+    >>> from deploysim.analysis.measurement import Measurement
+    >>> from deploysim.plan import AnalysisSpec
+    >>> spec = AnalysisSpec(foreign_metrics=("conversion (datadog)",))
+    >>> assumption_verdict(spec, Measurement(0.0, 60.0)).reason
+    'rests on conversion, which the rehearsal does not simulate: choose with --assume conversion=pass|fail'
+    >>> assumption_verdict(AnalysisSpec(foreign_metrics=spec.foreign_metrics, assumed=(("conversion", "fail"),)),
+    ...                    Measurement(0.0, 60.0)).phase
+    'Failed'
+    """
+    if m.metrics:
+        return None
+    assumed = dict(spec.assumed)
+    failing = [n for n in spec.unsimulated if assumed.get(n) == "fail"]
+    if failing:
+        return Verdict(FAILED, f"{', '.join(failing)} assumed to fail (--assume)", {})
+    open_ = [n for n in spec.unsimulated if n not in assumed]
+    if spec.checks or not spec.unsimulated:
+        return None
+    if open_:
+        names = ", ".join(open_)
+        return Verdict(INCONCLUSIVE, f"rests on {names}, which the rehearsal does not simulate: choose with "
+                                     f"--assume {open_[0]}=pass|fail", {})
+    return Verdict(SUCCESSFUL, f"{', '.join(spec.unsimulated)} assumed to pass (--assume)", {})
 
 
 def next_measurement_at(spec: AnalysisSpec, m: Measurement) -> float:

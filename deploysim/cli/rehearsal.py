@@ -31,10 +31,21 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", "-s", help="scenario YAML (default: the built-in scenario)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key, e.g. --set candidate.error_rate=0.05 (repeatable)")
+    p.add_argument("--assume", action="append", default=[], metavar="NAME=pass|fail",
+                   help="the verdict of a metric the rehearsal does not simulate (a datadog or job metric, "
+                        "a query it cannot read); without one an analysis resting on it alone is inconclusive")
+
+
+def _assumption(text: str) -> str:
+    """``--assume NAME=pass|fail`` as the scenario override it stands for."""
+    name, sep, verdict = text.partition("=")
+    if not sep or not name or verdict not in ("pass", "fail"):
+        raise ScenarioError("--assume", text, "NAME=pass or NAME=fail, naming a metric the rehearsal does not simulate")
+    return f"analysis.assume.{name}={verdict}"
 
 
 def _load(args: argparse.Namespace) -> Scenario:
-    overrides = list(args.overrides)
+    overrides = list(args.overrides) + [_assumption(a) for a in getattr(args, "assume", [])]
     if getattr(args, "strategy", None):
         overrides.append(f"strategy.kind={args.strategy}")
     manifests = getattr(args, "manifest", None)

@@ -294,4 +294,6 @@ def plan_from_manifests(manifests: ManifestPaths, scenario: Scenario, name: str 
     if overload is not None:
         warnings.append(overload)
     plan = imported.build(replicas, scenario.analysis.judge)
-    return replace(plan, warnings=tuple(warnings) + plan.warnings)
+    from deploysim.strategies import with_assumptions
+
+    return with_assumptions(replace(plan, warnings=tuple(warnings) + plan.warnings), scenario.analysis.assume)

@@ -58,6 +58,10 @@ def judge_outcome(params: RunbookParameters, scenario: Scenario, record: Record)
         word = "rolled back" if outcome == "rolled_back" else "failed"
         return Outcome(outcome, False, f"{word}: {why}",
                        {"time_to_detect_seconds": s.get("time_to_detect_seconds")})
+    if outcome == "inconclusive":
+        pause = _last(record, "pause")
+        return Outcome("inconclusive", False, f"inconclusive: {pause['reason'] if pause else 'an analysis'}; "
+                                              "a person decides (deploysim promote or abort)")
     if outcome == "paused":
         pause = _last(record, "pause")
         if pause and pause["reason"].startswith("manual gate"):

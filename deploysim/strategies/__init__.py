@@ -93,4 +93,35 @@ def _compilers() -> dict[str, Callable[[Scenario], Plan]]:
 
 def compile_plan(scenario: Scenario) -> Plan:
     """The plan for the scenario's strategy."""
-    return _compilers()[scenario.strategy.kind](scenario)
+    return with_assumptions(_compilers()[scenario.strategy.kind](scenario), scenario.analysis.assume)
+
+
+def with_assumptions(plan: Plan, assume: dict[str, str]) -> Plan:
+    """The plan with the verdicts chosen for its unsimulated metrics (``analysis.assume``,
+    ``--assume NAME=pass|fail``) in every analysis that names them. A name no analysis has
+    unsimulated is refused, with the names it could be.
+
+    >>> from deploysim.plan import Analyze
+    >>> spec = AnalysisSpec(name="a", foreign_metrics=("conversion (datadog)",))
+    >>> p = with_assumptions(Plan(strategy="canary", replicas=2, steps=(Analyze(spec),)), {"conversion": "pass"})
+    >>> p.steps[0].analysis.assumed
+    (('conversion', 'pass'),)
+    """
+    if not assume:
+        return plan
+    from deploysim.errors import ScenarioError
+    from deploysim.plan import Analyze
+
+    known = sorted({n for spec in plan.analyses() for n in spec.unsimulated})
+    for name, verdict in assume.items():
+        if name not in known:
+            allowed = ", ".join(known) if known else "none: every metric of this plan is simulated"
+            raise ScenarioError(f"analysis.assume.{name}", verdict, f"names an unsimulated metric ({allowed})")
+
+    def assumed(spec: AnalysisSpec) -> AnalysisSpec:
+        chosen = tuple((n, assume[n]) for n in spec.unsimulated if n in assume)
+        return replace(spec, assumed=chosen) if chosen else spec
+
+    steps = tuple(Analyze(assumed(s.analysis)) if isinstance(s, Analyze) else s for s in plan.steps)
+    background = assumed(plan.background) if plan.background is not None else None
+    return replace(plan, steps=steps, background=background)
