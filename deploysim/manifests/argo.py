@@ -29,7 +29,7 @@ from typing import Any
 from deploysim import plan as steps
 from deploysim.manifests.argo_analysis import PROVIDERS, analysis_from_templates  # noqa: F401 - importers' API
 from deploysim.manifests.argo_steps import CanarySteps, read_canary_steps, starting_step_note
-from deploysim.manifests.deployment import fenceposts, workload_timing
+from deploysim.manifests.deployment import fenceposts, warn_autoscalers, workload_timing
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
 from deploysim.plan import AnalysisSpec, Plan
 from deploysim.rules.canary import percent_for_replicas
@@ -57,7 +57,7 @@ def read_argo_rollout(r: Reader, catalog: Catalog) -> ImportedRollout:
                             "strategy", "workloadRef"),
              quiet=("selector", "template", "revisionHistoryLimit", "analysis"))
     _workload_ref(r, spec, catalog)
-    _autoscalers(r, catalog, replicas)
+    warn_autoscalers(r, catalog, "Rollout", replicas)
     strategy = r.mapping(spec.get("strategy"), "spec.strategy")
     chosen = [k for k in ("canary", "blueGreen") if k in strategy]
     if len(chosen) != 1:
@@ -381,20 +381,6 @@ def _workload_ref(r: Reader, spec: dict[str, Any], catalog: Catalog) -> None:
                 "progressively": "go as the Rollout's pods become available (scaleDown: progressively)"}[scale_down]
         r.warn(path, f"{target.describe()} has {own} pods of its own that {fate}; the rehearsal has only the "
                "Rollout's pods (Argo takes only the Deployment's pod template; its replicas and strategy are unused)")
-
-
-def _autoscalers(r: Reader, catalog: Catalog, replicas: int) -> None:
-    """A ``HorizontalPodAutoscaler`` whose ``scaleTargetRef`` is this Rollout scales its
-    ``spec.replicas`` (docs/features/hpa-support.md); the rehearsal keeps them fixed."""
-    for hpa in catalog.autoscalers:
-        spec = hpa.data.get("spec")
-        target = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
-        if not isinstance(target, dict) or target.get("kind") != "Rollout" or target.get("name") != r.doc.name:
-            continue
-        bounds = f"{spec.get('minReplicas', 1)} and {spec.get('maxReplicas', '?')}"
-        Reader(hpa, r.warnings).warn("spec.scaleTargetRef", f"scales Rollout {r.doc.name!r} between {bounds} "
-                                     f"replicas; not simulated: the rehearsal keeps {replicas} replicas "
-                                     "(spec.replicas) all through")
 
 
 def _argo_blue_green(r: Reader, value: Any, catalog: Catalog, replicas: int | None,

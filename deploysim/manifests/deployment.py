@@ -66,10 +66,28 @@ def deployment_settings(r: Reader) -> dict[str, Any]:
             "min_ready_seconds": float(min_ready), "progress_deadline_seconds": float(deadline)}
 
 
+def warn_autoscalers(r: Reader, catalog: Catalog, kind: str, replicas: int, name: str | None = None) -> None:
+    """A ``HorizontalPodAutoscaler`` whose ``scaleTargetRef`` is this ``kind``/``name`` (the
+    document's own name by default) scales its ``spec.replicas`` (Argo's
+    docs/features/hpa-support.md, Flagger's autoscalerRef target, a plain Deployment's HPA);
+    the rehearsal keeps them fixed, and says so in the HPA's own document."""
+    name = name or r.doc.name
+    for hpa in catalog.autoscalers:
+        spec = hpa.data.get("spec")
+        target = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
+        if not isinstance(target, dict) or target.get("kind") != kind or target.get("name") != name:
+            continue
+        bounds = f"{spec.get('minReplicas', 1)} and {spec.get('maxReplicas', '?')}"
+        Reader(hpa, r.warnings).warn("spec.scaleTargetRef", f"scales {kind} {name!r} between {bounds} "
+                                     f"replicas; not simulated: the rehearsal keeps {replicas} replicas "
+                                     "(spec.replicas) all through")
+
+
 def read_deployment(r: Reader, catalog: Catalog) -> ImportedRollout:
     """A Deployment rolls out by its own rules and never rolls back on its own: when the
     progress deadline passes, Kubernetes marks it, and does nothing else."""
     d = deployment_settings(r)
+    warn_autoscalers(r, catalog, "Deployment", d["replicas"])
 
     def build(replicas: int, judge: str) -> Plan:
         return Plan(

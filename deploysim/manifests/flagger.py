@@ -18,7 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from deploysim.analysis.metrics import MetricDef, MetricSource
-from deploysim.manifests.deployment import deployment_settings
+from deploysim.errors import ManifestError
+from deploysim.manifests.deployment import deployment_settings, warn_autoscalers
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
 from deploysim.manifests.queries import (
     Measures,
@@ -99,6 +100,7 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
     if target_doc is not None:
         d = deployment_settings(Reader(target_doc, r.warnings))
         replicas = d["replicas"]
+        warn_autoscalers(r, catalog, "Deployment", replicas, name=target_name)
         settings = {k: d[k] for k in ("min_ready_seconds", "max_surge", "max_unavailable")}
         if not deadline_outlasts_min_ready(deadline, settings["min_ready_seconds"]):
             r.fail("spec.progressDeadlineSeconds", f"got {deadline:g}; must be greater than the Deployment's "
@@ -265,7 +267,7 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
         source: MetricSource | None = None
         builtin: str | None = None
         if m.get("interval") is not None:
-            window = r.duration(m["interval"], f"{mpath}.interval", numbers=False)
+            window = _metric_interval(r, m["interval"], f"{mpath}.interval", interval)
             if window > interval:
                 r.warn(f"{mpath}.interval", f"the query looks back {window:g}s; the rehearsal judges "
                        f"the last analysis interval ({interval:g}s)")
@@ -294,7 +296,7 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
                 ptype = tr.string(prov, "type", "spec.provider", "prometheus")
                 text = tr.string(tspec, "query", "spec", "") or ""
                 if ptype != "prometheus":
-                    why = f"the {ptype} provider is not simulated"
+                    measures, why = None, f"the {ptype} provider is not simulated"
                     foreign.append(f"{name} ({ptype})")
                 elif text:
                     secret = tr.mapping(prov.get("secretRef"), "spec.provider.secretRef")
@@ -328,6 +330,25 @@ def _metrics(r: Reader, value: Any, path: str, catalog: Catalog, interval: float
             r.warn(mpath, f"metric {name!r}: {measures.note}")
         checks.append(replace(bounds_to_check(measures, lo, hi), stands_for=name if source is not None else None))
     return checks, notes, defs, foreign
+
+
+def _metric_interval(r: Reader, value: Any, path: str, interval: float) -> float:
+    """A metric's ``interval``, the range its query looks back (``{{ interval }}``). Flagger
+    passes it to the query as written (its CRD's pattern ``^[0-9]+(m|s)`` is not anchored at
+    the end, so Graphite's ``1min`` is accepted); one the rehearsal cannot read as a duration
+    is warned and the analysis interval judged instead.
+
+    >>> from deploysim.manifests.documents import Document
+    >>> r = Reader(Document("f.yaml", 1, {"kind": "Canary"}), [])
+    >>> _metric_interval(r, "1min", "spec.analysis.metrics[0].interval", 60.0), r.warnings[0].split(": ", 1)[1][:46]
+    (60.0, "spec.analysis.metrics[0].interval: got '1min':")
+    """
+    try:
+        return r.duration(value, path, numbers=False)
+    except ManifestError:
+        r.warn(path, f"got {value!r}: passed to the query as written; the rehearsal judges the analysis "
+               f"interval ({interval:g}s)")
+        return interval
 
 
 def _builtin_source(r: Reader, mesh: str, name: str, path: str) -> MetricSource | None:

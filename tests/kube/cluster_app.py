@@ -33,6 +33,7 @@ def scenario_file(tmp_path: Path, candidate: dict, strategy: dict) -> Path:
         "stable": {"image": STABLE, "error_rate": 0.0},
         "candidate": {"image": CANDIDATE, "error_rate": 0.0, **candidate},
         "strategy": {"progress_deadline_seconds": "25s", "scale_down_delay_seconds": "3s",
+                     "abort_scale_down_delay_seconds": "3s",
                      "auto_promotion_seconds": 0, "max_surge": 1, "max_unavailable": 0, **strategy},
         "analysis": {"interval": "5s", "count": 2, "min_requests": 1, "consecutive_error_limit": 1,
                      "checks": [{"metric": "error_rate", "max": 0.05}]},

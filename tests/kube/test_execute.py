@@ -41,9 +41,9 @@ CASES = [
     ("rolling", "rolling", False, ["-p", "image", CANDIDATE, "-y", "{pod: {startup: 3s}}"]),
     ("blue-green", "blue_green", False, ["-p", "image", CANDIDATE]),
     ("canary", "canary", False, ["-p", "image", CANDIDATE, "-p", "traffic_router", "False",
-                                  "-y", "{weights: [50], step_pause: 2s}"]),
+                                  "-y", "{weights: [50], step_pause: 8s}"]),
     ("canary", "canary", True, ["-p", "image", CANDIDATE, "-p", "traffic_router", "True",
-                                 "-y", "{weights: [25], step_pause: 2s}"]),
+                                 "-y", "{weights: [25], step_pause: 8s}"]),
 ]
 IDS = ["rolling", "blue-green", "canary-replica-ratio", "canary-httproute"]
 # the Deployment's Recreate strategy through the rolling runbook: every pod down, then the
@@ -118,8 +118,9 @@ def test_failing_candidate_is_rolled_back(make_app, strategy, runbook, router, e
 
 
 def test_never_ready_candidate_is_caught_by_the_progress_deadline(make_app):
+    # no background analysis: with it, the candidate's missing data would err the run first
     app = make_app("rolling", candidate={"never_ready": True})
-    proc, record = app.run("rolling", "-p", "image", CANDIDATE)
+    proc, record = app.run("rolling", "-p", "image", CANDIDATE, "-p", "background_analysis", "False")
     assert proc.returncode != 0
     assert record["summary"]["outcome"] == "failed"
     abort = next(d for d in record["decisions"] if d["kind"] == "abort")
@@ -131,7 +132,7 @@ def test_never_ready_candidate_is_caught_by_the_progress_deadline(make_app):
 def test_with_prometheus_stopped_analysis_errors_abort_instead_of_hanging(make_app):
     app = make_app("canary", router=True)
     dead = f"http://127.0.0.1:{_closed_port()}"
-    args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
+    args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 8s}"]
     # point the runbook at a Prometheus that is not there (the real one keeps serving the others)
     app.record_dir.mkdir(parents=True, exist_ok=True)
     out = app.record_dir / "dead.ipynb"
@@ -176,7 +177,7 @@ def test_runs_as_the_service_account_bound_to_the_role(make_app):
 
 def test_a_rolled_back_cluster_run_and_its_rehearsal_read_the_same_after_the_incident(make_app):
     app = make_app("canary", router=True, candidate=BAD)
-    args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
+    args = ["-p", "image", CANDIDATE, "-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 8s}"]
     _, sim = app.run("canary", *args, target="sim")
     proc, real = app.run("canary", *args)
     assert decision_sequence(sim) == decision_sequence(real)
@@ -243,7 +244,7 @@ def test_workloads_named_apart_from_the_service_are_the_ones_changed(
         for key, value in names.items():
             args += ["-p", key, value]
         if strategy == "canary":
-            args += ["-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 2s}"]
+            args += ["-p", "traffic_router", "True", "-y", "{weights: [25], step_pause: 8s}"]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
         record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

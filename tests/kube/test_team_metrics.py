@@ -73,6 +73,7 @@ spec:
 <ROUTING>
       steps:
         - setWeight: 50
+        - pause: {duration: 8s}   # the first measurement, as the analysis starts, looks back 5s
         - analysis:
             templates:
               - templateName: <TEMPLATE>
