@@ -1,10 +1,8 @@
 """The controller: one pure reconcile function that walks any plan, in either world.
 
 ``reconcile(plan, status, observation)`` has no clock and no I/O: the time comes in the
-observation, and what to do goes out as actions. Its status is plain JSON-able data, so the
-real driver can keep it on the cluster and a run that died half-way resumes where it
-stopped. The simulator calls it from a SimPy process; the Kubernetes driver after each
-watch event; both carry out the same actions.
+observation, what to do goes out as actions, and the status is plain JSON-able data that
+the driver keeps on the cluster, so a run that died half-way resumes where it stopped.
 
 >>> from deploysim.plan import Plan, Pause
 >>> plan = Plan(strategy="canary", replicas=2, steps=(Pause(30.0),))
@@ -33,6 +31,7 @@ from deploysim.plan import (
     Analyze,
     Pause,
     Plan,
+    PromotePrimary,
     Recreate,
     RollingUpdate,
     ScaleCandidate,
@@ -41,6 +40,7 @@ from deploysim.plan import (
     SetWeight,
     SwitchTraffic,
 )
+from deploysim.rules.primary import primary_roll_move, primary_share_weight
 from deploysim.strategies.canary import (
     basic_canary_move,
     canary_scale_replicas,
@@ -275,6 +275,9 @@ def _run_step(c: _Ctx) -> bool:
     elif isinstance(step, SwitchTraffic):
         c.act("route", weight=100)
         c.s["weight"] = 100
+    elif isinstance(step, PromotePrimary):
+        if not _promote_primary(c, step):
+            return False
     elif isinstance(step, ScaleDownStable):
         until = c.s["step_started_at"] + step.delay
         if obs.now + 1e-9 < until:
@@ -285,6 +288,33 @@ def _run_step(c: _Ctx) -> bool:
         if not (obs.stable.current == 0 and obs.stable.desired == 0):
             return False
     _finish_step(c)
+    return True
+
+
+def _promote_primary(c: _Ctx, step: PromotePrimary) -> bool:
+    """A pass of Flagger's promotion (:mod:`deploysim.rules.primary`): the primary's roll,
+    the candidate's share of requests as it goes, and the end at the first tick it is done."""
+    s, obs, plan = c.s, c.obs, c.plan
+    if _once(c):
+        s["promote"] = {"base": obs.candidate.desired, "weight": s["weight"]}
+    base, weight = s["promote"]["base"], s["promote"]["weight"]
+    share = round(primary_share_weight(weight, base, obs.candidate.ready, obs.stable.ready))
+    if share != s["weight"]:
+        c.act("route", weight=share)
+        s["weight"] = share
+    move = primary_roll_move(plan.replicas, plan.max_surge, plan.max_unavailable, base,
+                             (obs.candidate.desired, obs.candidate.current, obs.candidate.available),
+                             (obs.stable.desired, obs.stable.current, obs.stable.available))
+    if isinstance(move, tuple):
+        c.act("scale", version=move[0], replicas=move[1])
+    if move is not True:
+        return False
+    s["promote"] = {"ready_at": obs.now, **s["promote"]}  # IsPrimaryReady is asked at a tick
+    done, start = s["promote"]["ready_at"], s["step_started_at"]
+    until = start + max(1, math.ceil((done - start) / step.tick - 1e-9)) * step.tick
+    if obs.now + 1e-9 < until:
+        c.wake.append(until)
+        return False
     return True
 
 
@@ -303,11 +333,6 @@ def _rolled_to(obs: Observation, version: str, replicas: int) -> bool:
     return new.available >= replicas and new.settled and old.current == 0 and old.desired == 0
 
 
-def _background_complete(c: _Ctx) -> bool:
-    """:func:`~deploysim.analysis.run.background_done` for this rollout."""
-    return background_done(c.plan.background, c.s["background"], float(c.s.get("steps_done_at") or c.obs.now))
-
-
 def _budget_used(c: _Ctx, spec: AnalysisSpec) -> int:
     """Failed checks already spent from the spec's failure budget (Flagger's failedChecks)."""
     if spec.failure_budget is None:
@@ -319,7 +344,7 @@ def _complete(c: _Ctx) -> None:
     """Past the last step: all traffic to the candidate, the stable version scaled down (a
     canary with a router keeps it ``scale_down_delay`` seconds, as Argo's
     ``GetScaleDownDelaySecondsOrDefault`` gives the old ReplicaSet a scale-down deadline), and
-    the background analysis done (:func:`_background_complete`)."""
+    the background analysis done (:func:`~deploysim.analysis.run.background_done`)."""
     obs, plan = c.obs, c.plan
     c.s.setdefault("steps_done_at", obs.now)
     if is_basic_canary(plan):  # past the last step Argo's GetCurrentSetWeight is 100
@@ -343,7 +368,7 @@ def _complete(c: _Ctx) -> None:
                 return
             c.act("scale", version="stable", replicas=0)
         return
-    if not _background_complete(c):
+    if not background_done(plan.background, c.s["background"], float(c.s["steps_done_at"])):
         return
     c.s["phase"] = PROMOTED
     c.s["outcome"] = OUTCOME_PROMOTED

@@ -252,6 +252,22 @@ class ScaleDownStable:
         return "scale the stable version down"
 
 
+@dataclass(frozen=True)
+class PromotePrimary:
+    """Flagger's promotion: the primary (the stable version's Deployment) takes the canary's
+    template and rolls within its maxSurge/maxUnavailable while the canary keeps its weight;
+    the step ends at the first tick (one every ``tick`` seconds from its start) at which the
+    primary is ready (``IsPrimaryReady``). In versions: the candidate gains the primary's new
+    pods beside the canary's, the stable version loses the primary's old ones, and the
+    candidate's share of the primary's traffic is its share of the primary's ready pods."""
+
+    tick: float
+    kind: str = field(default="promote_primary", init=False)
+
+    def describe(self) -> str:
+        return f"promote: the primary rolls to the candidate's template, checked every {format_duration(self.tick)}"
+
+
 Step = (
     SetWeight
     | SetCanaryScale
@@ -262,6 +278,7 @@ Step = (
     | ScaleCandidate
     | SwitchTraffic
     | ScaleDownStable
+    | PromotePrimary
 )
 
 RoutingMode = Literal["replica_ratio", "router", "active"]

@@ -14,7 +14,7 @@ from deploysim.controller import (
     initial_status,
     reconcile,
 )
-from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, SetWeight
+from deploysim.plan import AnalysisSpec, Analyze, Check, Pause, Plan, PromotePrimary, SetWeight
 from deploysim.rules.canary import basic_canary_replicas
 
 FULL = VersionState(desired=4, current=4, ready=4, available=4)
@@ -244,3 +244,24 @@ def test_basic_canary_abort_goes_back_within_the_same_limits():
     status, least, most, _ = _run_basic_canary([50, 100], abort_at=61.0)
     assert status["outcome"] == "rolled_back" and status["phase"] == "Aborted"
     assert least >= 8 and most <= 13
+
+
+def test_promote_primary_rolls_within_the_surge_and_ends_at_the_first_tick_after_the_roll():
+    """Flagger's Promote: the primary (stable) rolls to the new version beside the canary's 4
+    pods, one version per pass; the candidate's share grows with the primary's new ready pods;
+    the step ends at the tick after the roll is done, even when the world wakes the loop a
+    little late (IsPrimaryReady is asked at ticks, not chased past them)."""
+    plan = _plan(PromotePrimary(10.0), max_surge=1, max_unavailable=0)
+    status = {**initial_status(), "started_at": 0.0, "step": 0, "step_started_at": 0.0, "weight": 50}
+    r = reconcile(plan, status, Observation(now=0.0, stable=FULL, candidate=FULL))
+    assert [(a.kind, a.args) for a in r.actions] == [("scale", {"version": "candidate", "replicas": 5})]
+    grown = VersionState(desired=5, current=5, ready=5, available=5)
+    r = reconcile(plan, r.status, Observation(now=1.0, stable=FULL, candidate=grown))
+    assert [(a.kind, a.args) for a in r.actions] == [("route", {"weight": 60}),  # 50 + 50 x 1 new of 5 ready
+                                                      ("scale", {"version": "stable", "replicas": 3})]
+    done = VersionState(desired=8, current=8, ready=8, available=8)
+    r = reconcile(plan, r.status, Observation(now=4.0, stable=NONE, candidate=done))
+    assert ("route", {"weight": 100}) in [(a.kind, a.args) for a in r.actions]
+    assert r.status["step"] == 0 and r.requeue_at == 10.0  # the first tick after the roll
+    r = reconcile(plan, r.status, Observation(now=10.3, stable=NONE, candidate=done))  # woken late
+    assert r.status["step"] == 1

@@ -14,7 +14,15 @@ import pytest
 
 from deploysim.errors import ManifestError
 from deploysim.manifests import plan_from_manifests, scenario_from_manifests
-from deploysim.plan import Analyze, Pause, SetCanaryScale, SetWeight, SwitchTraffic
+from deploysim.plan import (
+    Analyze,
+    Pause,
+    PromotePrimary,
+    ScaleCandidate,
+    SetCanaryScale,
+    SetWeight,
+    SwitchTraffic,
+)
 from deploysim.sim import rehearse
 from deploysim.strategies.duration import expected_duration
 from deploysim.strategies.flagger import flagger_plan, flagger_weights, promotion_ticks
@@ -91,13 +99,15 @@ def test_promotion_ticks(weight: int, step: int, ticks: int) -> None:
 def test_step_weight_promotion_adds_ticks(tmp_path: Path) -> None:
     f = canary(tmp_path, "    interval: 1m\n    maxWeight: 50\n    stepWeight: 25\n    stepWeightPromotion: 20\n")
     _, plan = load(f)
-    assert plan.steps[-3:] == (Pause(60.0), SetWeight(100), Pause(60.0 * 3))  # 50% back in 20% steps, then done
+    # Promote (the primary rolls), 50% back in 20% steps, then the canary to zero
+    assert plan.steps[-3:] == (PromotePrimary(60.0), Pause(60.0 * 3), ScaleCandidate(plan.replicas))
 
 
 def test_flagger_plan_shape() -> None:
     plan = flagger_plan(10, interval=60, threshold=5, weights=[20, 40, 60])
     assert plan.steps[:2] == (SetCanaryScale(100), Pause(60))
-    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [20, 40, 60, 100]
+    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [20, 40, 60]
+    assert plan.steps[-3:] == (PromotePrimary(60), Pause(60), ScaleCandidate(10))  # Promoting, Finalising
     analyses = [s.analysis for s in plan.steps if isinstance(s, Analyze)]
     assert len(analyses) == 3
     assert {(a.count, a.count_successes, a.failure_budget, a.failure_limit) for a in analyses} == {
@@ -111,7 +121,7 @@ def test_flagger_plan_shape() -> None:
 def test_flagger_canary_example_is_read_as_flagger_means_it() -> None:
     scenario, plan = load(EXAMPLES / "flagger-canary.yaml")
     assert (scenario.replicas, plan.replicas, scenario.service) == (10, 10, "podinfo")
-    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [5, 10, 25, 50, 100]
+    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [5, 10, 25, 50]
     spec = next(s for s in plan.steps if isinstance(s, Analyze)).analysis
     assert spec.interval == 60.0 and spec.failure_limit == 2  # threshold 3
     assert [(c.metric, c.min, c.max) for c in spec.checks] == [
@@ -132,8 +142,10 @@ def test_flagger_canary_promotes_in_interval_times_steps() -> None:
     assert rec.steps[0]["end"] - rec.steps[0]["start"] <= STARTUP_MAX
     starts = [s["start"] for s in rec.steps if s["kind"] == "set_weight"]
     # tick 1 sets the first weight; every passing tick after it the next; then promotion
-    assert starts[:steps] == pytest.approx([ready + interval * (1 + i) for i in range(steps)])
-    assert starts[steps] == pytest.approx(ready + interval * (steps + 2))  # all traffic to the new version
+    assert starts == pytest.approx([ready + interval * (1 + i) for i in range(steps)])
+    promote = next(s for s in rec.steps if s["kind"] == "promote_primary")
+    assert promote["start"] == pytest.approx(ready + interval * (steps + 1))  # Promote after the last check
+    assert promote["end"] == pytest.approx(ready + interval * (steps + 2))  # the primary ready at the next tick
     done = next(d["at"] for d in rec.decisions if d["kind"] == "promote")
     assert done == pytest.approx(ready + interval * (steps + 3))
     # Flagger's documented "interval × (maxWeight / stepWeight)", plus 3 ticks and the start-up
@@ -141,13 +153,24 @@ def test_flagger_canary_promotes_in_interval_times_steps() -> None:
     assert interval * (steps + 3) <= done - start <= interval * (steps + 3) + STARTUP_MAX
     # the canary runs at full size from the start (the weight only moves traffic)
     trace = rec.pod_trace
-    during = trace[(trace["time"] >= ready) & (trace["time"] < done)]
+    during = trace[(trace["time"] >= ready) & (trace["time"] < promote["start"])]
     assert (during["pods_candidate"] == 10).all() and (during["pods_stable"] == 10).all()
+    # Promote: the primary's 10 pods roll to the new version within its surge, beside the
+    # canary's 10, so the new version has up to 20 pods; Finalising scales the canary away
+    rolling = trace[(trace["time"] >= promote["start"]) & (trace["time"] <= promote["end"])]
+    assert rolling["pods_candidate"].max() == 20 and rolling["pods_stable"].iloc[-1] == 0
+    assert (rolling["pods_candidate"] + rolling["pods_stable"]).max() <= 20 + 3  # maxSurge 25% of 10
+    assert (rolling["available_candidate"] + rolling["available_stable"]).min() >= 10 + 8  # maxUnavailable 25%
+    assert trace.iloc[-1]["pods_candidate"] == 10
     t = rec.timeline
-    weights = t[(t["start"] >= starts[0]) & (t["time"] <= starts[steps])]["weight"].round(6).unique()
+    weights = t[(t["start"] >= starts[0]) & (t["time"] <= promote["start"])]["weight"].round(6).unique()
     assert sorted(weights) == [5.0, 10.0, 25.0, 50.0]
+    # as the primary rolls, its share of requests moves to the new version with its ready pods
+    shares = t[(t["start"] >= promote["start"]) & (t["time"] <= promote["end"])]["weight"].round(6)
+    assert shares.is_monotonic_increasing and shares.iloc[0] >= 50.0 and shares.iloc[-1] == 100.0
     est = expected_duration(plan, scenario)
-    assert rec.summary["time_paused_seconds"] == pytest.approx(est["paused_seconds"]) == 3 * interval
+    # tick 1, and the tick traffic goes back to the primary (Promoting is the primary's roll)
+    assert rec.summary["time_paused_seconds"] == pytest.approx(est["paused_seconds"]) == 2 * interval
     assert rec.summary["time_in_analysis_seconds"] == pytest.approx(est["analysis_seconds"]) == steps * interval
     assert rec.summary["rollout_seconds"] == pytest.approx(est["total_seconds"], abs=STARTUP_MAX / 2)
 

@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 
 from deploysim.manifests import plan_from_manifests, scenario_from_manifests
-from deploysim.plan import Analyze, Pause, ScaleDownStable, SetWeight, SwitchTraffic
+from deploysim.plan import (
+    Analyze,
+    Pause,
+    PromotePrimary,
+    ScaleCandidate,
+    ScaleDownStable,
+    SetWeight,
+    SwitchTraffic,
+)
 from deploysim.sim import rehearse
 from deploysim.strategies.flagger import (
     flagger_strategy,
@@ -368,8 +376,9 @@ def test_tutorial_canaries_compile_to_the_ticks_flagger_runs(tmp_path: Path, tex
 
 def test_istio_progressive_weights_and_promotion_ticks(tmp_path: Path) -> None:
     _, plan = load(tmp_path, ISTIO_PROGRESSIVE)
-    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [10, 20, 30, 40, 50, 100]
-    assert plan.steps[-3:] == (Pause(60.0), SetWeight(100), Pause(60.0))  # Promoting, then Finalising
+    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [10, 20, 30, 40, 50]
+    # Promoting (the primary rolls; IsPrimaryReady at a tick), back to the primary, Finalising
+    assert plan.steps[-3:] == (PromotePrimary(60.0), Pause(60.0), ScaleCandidate(plan.replicas))
     assert {a.analysis.failure_limit for a in plan.steps if isinstance(a, Analyze)} == {4}  # threshold 5
 
 
@@ -383,7 +392,8 @@ def test_match_with_iterations_0_is_a_progressive_canary(tmp_path: Path) -> None
     text = ISTIO_AB.replace("    iterations: 10\n", "    iterations: 0\n    maxWeight: 50\n    stepWeight: 25\n")
     _, plan = load(tmp_path, text)
     assert plan.strategy == "canary" and plan.routing == "router"
-    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [25, 50, 100]
+    assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [25, 50]
+    assert any(isinstance(s, PromotePrimary) for s in plan.steps)
     assert not any(isinstance(s, SwitchTraffic) for s in plan.steps)
     assert any("progressive canary on the requests that match" in w for w in warned(plan, "spec.analysis.match"))
 
@@ -542,8 +552,9 @@ def test_progressive_canary_ticks_end_to_end(tmp_path: Path) -> None:
     interval, weights = 60.0, [10, 20, 30, 40, 50]
     ready = rec.steps[0]["end"]  # tick 0: the canary is up
     starts = [s["start"] for s in rec.steps if s["kind"] == "set_weight"]
-    assert starts == pytest.approx([ready + interval * (1 + i) for i in range(len(weights))]
-                                   + [ready + interval * (len(weights) + 2)])  # back to the primary at tick 7
+    assert starts == pytest.approx([ready + interval * (1 + i) for i in range(len(weights))])
+    promote = first(rec, "promote_primary")  # Promote at tick 6, the primary ready at tick 7
+    assert (promote["start"], promote["end"]) == pytest.approx((ready + interval * 6, ready + interval * 7))
     assert [d["at"] for d in measures(rec)] == pytest.approx([ready + interval * (2 + i) for i in range(5)])
     assert decided(rec, "promote") == pytest.approx(ready + interval * success_tick("canary", weights=weights))
 

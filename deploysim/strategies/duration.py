@@ -70,6 +70,11 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
         elif isinstance(step, steps.Recreate):
             pods += pod.termination + wave
             candidate = plan.replicas
+        elif isinstance(step, steps.PromotePrimary):
+            # the primary's roll, in whole ticks (IsPrimaryReady is asked at a tick)
+            surge, unavailable = resolve_fenceposts(plan.max_surge, plan.max_unavailable, plan.replicas)
+            roll = math.ceil(plan.replicas / max(surge + unavailable, 1)) * wave
+            pods += max(1, math.ceil(roll / step.tick - 1e-9)) * step.tick
         elif isinstance(step, steps.ScaleDownStable):
             delay += step.delay
         if index + 1 == plan.background_start:

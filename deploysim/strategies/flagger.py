@@ -33,8 +33,11 @@ The plan says this in the shared vocabulary: ``SetCanaryScale(100)`` (full-size 
 ``ScaleCandidate``, ``Pause(interval)`` for tick 1, an ``Analyze`` that needs one passing
 measurement per weight (``count_successes``) or ``iterations`` of them, whose failed checks
 come out of one budget shared over the rollout (``failure_budget``, limit ``threshold - 1``),
-and the promotion ticks as pauses. The rehearsal's world has one Deployment per version, so
-the primary's rolling update after ``Promote`` is taken to finish within one interval.
+and the promotion ticks. A progressive canary's ``Promote`` is ``PromotePrimary``: the
+primary rolls to the new version within its maxSurge/maxUnavailable while the canary keeps
+its weight (:mod:`deploysim.rules.primary`), and the step ends at the first tick the
+primary is ready, as ``IsPrimaryReady`` holds it; a slow roll takes more ticks. The
+iteration strategies' promotion is still taken to finish within one interval.
 
 The ``Canary`` manifest itself is read by :mod:`deploysim.manifests.flagger`.
 """
@@ -237,13 +240,13 @@ def flagger_plan(
                                      step_weight_promotion, "confirm-promotion" in gates)
         return Plan(strategy="blue-green", steps=tuple(sequence), routing="active", scale_down_delay=interval,
                     **common)
-    sequence += _progressive_steps(spec, interval, weights, step_weight_promotion, gates)
+    sequence += _progressive_steps(spec, replicas, interval, weights, step_weight_promotion, gates)
     return Plan(strategy="canary", steps=tuple(sequence), routing="router", max_surge=max_surge,
                 max_unavailable=max_unavailable, **common)
 
 
-def _progressive_steps(spec: AnalysisSpec, interval: float, weights: Sequence[int], step_weight_promotion: int,
-                       gates: Sequence[str]) -> list[steps.Step]:
+def _progressive_steps(spec: AnalysisSpec, replicas: int, interval: float, weights: Sequence[int],
+                       step_weight_promotion: int, gates: Sequence[str]) -> list[steps.Step]:
     """``runCanary``'s ticks. ``confirm-traffic-increase`` is asked before every move while
     Progressing, the promoting one too (``nextStepWeight`` stays above 0 at maxWeight);
     ``confirm-promotion`` just before ``Promote``."""
@@ -255,8 +258,10 @@ def _progressive_steps(spec: AnalysisSpec, interval: float, weights: Sequence[in
     if "confirm-promotion" in gates:
         sequence.append(steps.Pause(None))
     ticks = promotion_ticks(weights[-1] if weights else TOTAL_WEIGHT, step_weight_promotion)
-    # Promote; one tick later traffic goes back to the primary (now the new version), then Finalising
-    return [*sequence, steps.Pause(interval), steps.SetWeight(TOTAL_WEIGHT), steps.Pause(interval * (ticks - 1))]
+    # Promote: the primary rolls to the new template; at the first tick it is ready
+    # (IsPrimaryReady) traffic goes back to it, then Finalising scales the canary to zero
+    return [*sequence, steps.PromotePrimary(interval), steps.Pause(interval * (ticks - 1)),
+            steps.ScaleCandidate(replicas)]
 
 
 def _iteration_steps(spec: AnalysisSpec, replicas: int, interval: float, iterations: int, strategy: str,
