@@ -235,7 +235,7 @@ def _run_step(c: _Ctx) -> bool:
             c.s["paused_reason"] = "manual gate"
             c.decide("pause", "manual gate: waiting for approval")
             return False
-        until = c.s["step_started_at"] + step.seconds
+        until = step.ends_at(c.s["step_started_at"], c.s["started_at"])
         if obs.now + 1e-9 < until:
             c.wake.append(until)
             return False

@@ -7,6 +7,7 @@ the actions it leads to. Nothing here knows about SimPy or Kubernetes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -176,15 +177,48 @@ class SetCanaryScale:
 
 @dataclass(frozen=True)
 class Pause:
-    """Hold for ``seconds``; ``None`` is a manual gate that waits for approval."""
+    """Hold for ``seconds``; ``None`` is a manual gate that waits for approval.
+
+    With ``tick``, the hold keeps a controller's timer, a tick every ``tick`` seconds from the
+    rollout's start (Flagger's ``advanceCanary`` runs only at its ticks): it ends at the first
+    tick at or after the step's start that is also ``seconds`` past the last tick at or before
+    the step's start. ``Pause(60, tick=60)`` started 20 s after a tick ends at the next tick,
+    40 s later; ``Pause(0, tick=60)`` waits only for a tick (a gate approved between ticks is
+    acted on at the next one).
+    """
 
     seconds: float | None
+    tick: float | None = None
     kind: str = field(default="pause", init=False)
 
     def describe(self) -> str:
         if self.seconds is None:
             return "pause until approved (manual gate)"
+        if self.tick is not None:
+            every = format_duration(self.tick)
+            if self.seconds == 0:
+                return f"wait for a tick (one every {every})"
+            if self.seconds == self.tick:
+                return f"pause until the next tick (one every {every})"
+            return f"pause {format_duration(self.seconds)} from the last tick (one every {every})"
         return f"pause {format_duration(self.seconds)}"
+
+    def ends_at(self, start: float, clock: float) -> float:
+        """When a timed hold begun at ``start`` ends, ticks counted from ``clock``.
+
+        >>> Pause(60.0, tick=60.0).ends_at(20.0, 0.0), Pause(60.0, tick=60.0).ends_at(0.0, 0.0)
+        (60.0, 60.0)
+        >>> Pause(0.0, tick=60.0).ends_at(130.0, 10.0), Pause(0.0, tick=60.0).ends_at(131.0, 10.0)  # a gate
+        (130.0, 190.0)
+        >>> Pause(60.0, tick=60.0).ends_at(75.0, 0.0), Pause(30.0).ends_at(75.0, 0.0)
+        (120.0, 105.0)
+        """
+        assert self.seconds is not None
+        if self.tick is None:
+            return start + self.seconds
+        last = clock + math.floor((start - clock) / self.tick + 1e-9) * self.tick
+        first = clock + math.ceil((start - clock) / self.tick - 1e-9) * self.tick
+        return max(first, clock + math.ceil((last + self.seconds - clock) / self.tick - 1e-9) * self.tick)
 
 
 @dataclass(frozen=True)

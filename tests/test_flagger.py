@@ -105,7 +105,7 @@ def test_step_weight_promotion_adds_ticks(tmp_path: Path) -> None:
 
 def test_flagger_plan_shape() -> None:
     plan = flagger_plan(10, interval=60, threshold=5, weights=[20, 40, 60])
-    assert plan.steps[:2] == (SetCanaryScale(100), Pause(60))
+    assert plan.steps[:2] == (SetCanaryScale(100), Pause(60, tick=60))  # tick 1: the next tick, canary ready
     assert [s.weight for s in plan.steps if isinstance(s, SetWeight)] == [20, 40, 60]
     assert plan.steps[-3:] == (PromotePrimary(60), Pause(60), ScaleCandidate(10))  # Promoting, Finalising
     analyses = [s.analysis for s in plan.steps if isinstance(s, Analyze)]
@@ -138,19 +138,19 @@ def test_flagger_canary_promotes_in_interval_times_steps() -> None:
     rec = rehearse(scenario, plan, trace_pods=True)
     assert rec.summary["outcome"] == "promoted"
     interval, steps = 60.0, 4
-    ready = rec.steps[0]["end"]  # the canary Deployment is up, at full size
-    assert rec.steps[0]["end"] - rec.steps[0]["start"] <= STARTUP_MAX
+    tick = rec.steps[0]["start"]  # tick 0: the new revision is seen, the canary scaled up to full size
+    assert rec.steps[0]["end"] - rec.steps[0]["start"] <= min(STARTUP_MAX, interval)
     starts = [s["start"] for s in rec.steps if s["kind"] == "set_weight"]
-    # tick 1 sets the first weight; every passing tick after it the next; then promotion
-    assert starts == pytest.approx([ready + interval * (1 + i) for i in range(steps)])
+    # tick 1 (the canary ready) sets the first weight; every passing tick after it the next; then promotion
+    assert starts == pytest.approx([tick + interval * (1 + i) for i in range(steps)])
     promote = next(s for s in rec.steps if s["kind"] == "promote_primary")
-    assert promote["start"] == pytest.approx(ready + interval * (steps + 1))  # Promote after the last check
-    assert promote["end"] == pytest.approx(ready + interval * (steps + 2))  # the primary ready at the next tick
+    assert promote["start"] == pytest.approx(tick + interval * (steps + 1))  # Promote after the last check
+    assert promote["end"] == pytest.approx(tick + interval * (steps + 2))  # the primary ready at the next tick
     done = next(d["at"] for d in rec.decisions if d["kind"] == "promote")
-    assert done == pytest.approx(ready + interval * (steps + 3))
-    # Flagger's documented "interval × (maxWeight / stepWeight)", plus 3 ticks and the start-up
-    start = rec.steps[0]["start"]
-    assert interval * (steps + 3) <= done - start <= interval * (steps + 3) + STARTUP_MAX
+    assert done == pytest.approx(tick + interval * (steps + 3))
+    # Flagger's documented "interval × (maxWeight / stepWeight)", plus 3 ticks: the start-up
+    # is within tick 1
+    ready = rec.steps[0]["end"]
     # the canary runs at full size from the start (the weight only moves traffic)
     trace = rec.pod_trace
     during = trace[(trace["time"] >= ready) & (trace["time"] < promote["start"])]
@@ -169,8 +169,10 @@ def test_flagger_canary_promotes_in_interval_times_steps() -> None:
     shares = t[(t["start"] >= promote["start"]) & (t["time"] <= promote["end"])]["weight"].round(6)
     assert shares.is_monotonic_increasing and shares.iloc[0] >= 50.0 and shares.iloc[-1] == 100.0
     est = expected_duration(plan, scenario)
-    # tick 1, and the tick traffic goes back to the primary (Promoting is the primary's roll)
-    assert rec.summary["time_paused_seconds"] == pytest.approx(est["paused_seconds"]) == 2 * interval
+    # to tick 1 once the canary is ready, and the tick traffic goes back to the primary
+    # (Promoting is the primary's roll)
+    assert rec.summary["time_paused_seconds"] == pytest.approx(2 * interval - (ready - tick), abs=1e-3)  # as rounded
+    assert rec.summary["time_paused_seconds"] == pytest.approx(est["paused_seconds"], abs=STARTUP_MAX / 2)
     assert rec.summary["time_in_analysis_seconds"] == pytest.approx(est["analysis_seconds"]) == steps * interval
     assert rec.summary["rollout_seconds"] == pytest.approx(est["total_seconds"], abs=STARTUP_MAX / 2)
 
@@ -207,10 +209,10 @@ def test_failed_checks_add_up_over_the_rollout_and_each_halts_one_interval(tmp_p
     base = ["candidate.error_rate=0.001", "traffic.shape=constant", "traffic.rps=300", "duration=40m"]
     healthy = rehearse(*load(f, overrides=base))
     assert healthy.summary["outcome"] == "promoted"
-    ready = healthy.steps[0]["end"]
+    tick = healthy.steps[0]["start"]  # tick 0; the ticks run every minute from it
     # 20 s outages inside the window at 20% (ticks 2-3), and, one interval of delay later,
     # inside the window at 30%: one failed check each
-    outages = [ready + 60 * 2 + 20, ready + 60 * 4 + 20]
+    outages = [tick + 60 * 2 + 20, tick + 60 * 4 + 20]
     faults = [f"faults.{i}.kind=dependency_outage" for i in range(2)] + [
         f"faults.{i}.at={at}" for i, at in enumerate(outages)] + [
         f"faults.{i}.duration=20s" for i in range(2)] + [f"faults.{i}.error_rate=0.5" for i in range(2)]
@@ -223,7 +225,7 @@ def test_failed_checks_add_up_over_the_rollout_and_each_halts_one_interval(tmp_p
     held = [s for s in rec.steps if s["kind"] == "analyze" and s["end"] - s["start"] > 60.5]
     assert [s["describe"].split("at ")[1].split("%")[0] for s in held] == ["20", "30"]
     # a third outage, at another step: the budget is spent and the canary rolls back
-    third = faults + ["faults.2.kind=dependency_outage", f"faults.2.at={ready + 60 * 6 + 20}",
+    third = faults + ["faults.2.kind=dependency_outage", f"faults.2.at={tick + 60 * 6 + 20}",
                       "faults.2.duration=20s", "faults.2.error_rate=0.5"]
     rec3 = rehearse(*load(f, overrides=base + third))
     assert rec3.summary["outcome"] == "rolled_back"
@@ -247,7 +249,9 @@ def test_confirm_promotion_gate_waits_for_a_person(tmp_path: Path) -> None:
     f = canary(tmp_path, "    interval: 30s\n    stepWeight: 50\n    webhooks:\n"
                          "    - {name: approve, type: confirm-promotion, url: http://gate/}\n")
     scenario, plan = load(f, overrides=[*HEALTHY, "approve=never"])
-    assert plan.steps.index(Pause(None)) == len(plan.steps) - 4  # after the last analysis, before promotion
+    # after the last analysis, before promotion, acted on at the next tick
+    assert plan.steps.index(Pause(None)) == len(plan.steps) - 5
+    assert plan.steps[-4:-2] == (Pause(0.0, tick=30.0), PromotePrimary(30.0))
     assert rehearse(scenario, plan).summary["outcome"] == "paused"
     scenario, plan = load(f, overrides=[*HEALTHY, "approve=5m"])
     rec = rehearse(scenario, plan)
@@ -264,12 +268,13 @@ def test_flagger_blue_green_example_runs_its_iterations() -> None:
     assert (analysis.count, analysis.interval, analysis.failure_limit) == (6, 30.0, 1)  # iterations + promotion tick
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
-    ready, interval, iterations = rec.steps[0]["end"], 30.0, 5
-    switch = next(s["start"] for s in rec.steps if s["kind"] == "switch_traffic")
-    assert switch == pytest.approx(ready + interval * (iterations + 2))
+    tick, interval, iterations = rec.steps[0]["start"], 30.0, 5
+    promote = next(s for s in rec.steps if s["kind"] == "promote_primary")
+    assert promote["start"] == pytest.approx(tick + interval * (iterations + 2))
+    assert (promote["end"] - tick) % interval == pytest.approx(0.0, abs=1e-6)  # IsPrimaryReady at a tick
     done = next(d["at"] for d in rec.decisions if d["kind"] == "promote")
-    assert done == pytest.approx(ready + interval * (iterations + 4))  # ≈ interval × iterations + 4 ticks
-    users_before = rec.timeline[rec.timeline["time"] <= switch]["requests_candidate"].sum()
+    assert done == pytest.approx(promote["end"] + interval)  # Finalising, then Succeeded at the next tick
+    users_before = rec.timeline[rec.timeline["time"] <= promote["start"]]["requests_candidate"].sum()
     assert users_before == 0 and rec.timeline["requests_preview"].sum() > 0  # only test traffic before
 
 
@@ -287,8 +292,8 @@ def test_mesh_blue_green_switches_after_the_iterations(tmp_path: Path) -> None:
     f = canary(tmp_path, "    interval: 1m\n    iterations: 3\n    threshold: 2\n", extra="  provider: istio")
     scenario, plan = load(f, overrides=HEALTHY)
     kinds = [s.kind for s in plan.steps]
-    assert kinds == ["scale_candidate", "pause", "analyze", "switch_traffic", "analyze", "pause",
-                     "scale_down_stable"]
+    assert kinds == ["scale_candidate", "pause", "analyze", "switch_traffic", "analyze", "promote_primary", "pause",
+                     "scale_candidate"]
     assert plan.steps[2].analysis.count == 3 and plan.steps[4].analysis.count == 1
     assert rehearse(scenario, plan).summary["outcome"] == "promoted"
 
@@ -296,7 +301,9 @@ def test_mesh_blue_green_switches_after_the_iterations(tmp_path: Path) -> None:
 def test_kubernetes_provider_without_iterations_runs_ten(tmp_path: Path) -> None:
     f = canary(tmp_path, "    interval: 1m\n    stepWeight: 10\n", extra="  provider: kubernetes")
     _, plan = load(f)
-    assert any(isinstance(s, SwitchTraffic) for s in plan.steps)
+    # nothing to route: the Service selects the primary, which rolls to the new template
+    assert not any(isinstance(s, SwitchTraffic) for s in plan.steps)
+    assert any(isinstance(s, PromotePrimary) for s in plan.steps)
     assert next(s for s in plan.steps if isinstance(s, Analyze)).analysis.count == 11
     assert any("10 blue/green iterations" in w for w in plan.warnings)
 

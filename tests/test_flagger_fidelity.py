@@ -28,7 +28,6 @@ from deploysim.plan import (
     Pause,
     PromotePrimary,
     ScaleCandidate,
-    ScaleDownStable,
     SetWeight,
     SwitchTraffic,
 )
@@ -343,19 +342,19 @@ def test_run_promotion_traffic_shift_ticks(weight: int, step: int, ticks: int) -
     ("text", "strategy", "kinds", "counts"),
     [
         (ISTIO_PROGRESSIVE, "canary", None, [1] * 5),
-        (ISTIO_AB, "blue-green", ["scale_candidate", "pause", "analyze", "switch_traffic", "pause",
-                                  "scale_down_stable"], [10]),
-        (KUBERNETES_BLUE_GREEN, "blue-green", ["scale_candidate", "pause", "analyze", "switch_traffic", "pause",
-                                               "scale_down_stable"], [11]),
+        (ISTIO_AB, "blue-green", ["scale_candidate", "pause", "analyze", "promote_primary", "pause",
+                                  "scale_candidate"], [10]),
+        (KUBERNETES_BLUE_GREEN, "blue-green", ["scale_candidate", "pause", "analyze", "promote_primary", "pause",
+                                               "scale_candidate"], [11]),
         (ISTIO_AB.replace("    iterations: 10\n", "    iterations: 10\n    mirror: true\n").replace(
             "    match:\n      - headers:\n          user-agent: {regex: \".*Firefox.*\"}\n      - headers:\n"
             "          cookie: {regex: \"^(.*?;)?(type=insider)(;.*)?$\"}\n", ""),
-         "blue-green", ["scale_candidate", "pause", "analyze", "switch_traffic", "analyze", "pause",
-                        "scale_down_stable"], [10, 1]),  # istio blue/green with traffic mirroring
+         "blue-green", ["scale_candidate", "pause", "analyze", "switch_traffic", "analyze", "promote_primary",
+                        "pause", "scale_candidate"], [10, 1]),  # istio blue/green with traffic mirroring
         (LINKERD, "canary", None, [1] * 10),
         (GATEWAY_API.replace("{analysis}\n", GATEWAY_PROGRESSIVE), "canary", None, [1] * 5),
         (GATEWAY_API.replace("{analysis}\n", GATEWAY_AB), "blue-green", ["scale_candidate", "pause", "analyze",
-                                                                 "switch_traffic", "pause", "scale_down_stable"],
+                                                                 "promote_primary", "pause", "scale_candidate"],
          [10]),
     ],
     ids=["istio-progressive", "istio-ab", "kubernetes-blue-green", "istio-mirror", "linkerd", "gatewayapi",
@@ -385,7 +384,8 @@ def test_istio_progressive_weights_and_promotion_ticks(tmp_path: Path) -> None:
 def test_ab_with_step_weight_promotion_shifts_back_from_the_whole_of_the_traffic(tmp_path: Path) -> None:
     _, plan = load(tmp_path, ISTIO_AB.replace("    iterations: 10\n", "    iterations: 10\n"
                                                                         "    stepWeightPromotion: 25\n"))
-    assert plan.steps[-2:] == (Pause(60.0 * 4), ScaleDownStable(60.0))  # 100% back in 25% steps, then Finalising
+    # Promote, 100% back in 25% steps (the last with Finalising), then the canary to zero
+    assert plan.steps[-3:] == (PromotePrimary(60.0), Pause(60.0 * 4), ScaleCandidate(plan.replicas))
 
 
 def test_match_with_iterations_0_is_a_progressive_canary(tmp_path: Path) -> None:
@@ -477,7 +477,7 @@ def with_hook(text: str, kind: str, name: str = "gate") -> str:
         # before the canary is scaled up
         (ISTIO_PROGRESSIVE, "confirm-rollout", [0]),
         # before every weight, and before promotion (nextStepWeight > 0 at maxWeight too)
-        (ISTIO_PROGRESSIVE, "confirm-traffic-increase", [2, 5, 8, 11, 14, 17]),
+        (ISTIO_PROGRESSIVE, "confirm-traffic-increase", [2, 6, 10, 14, 18, 22]),
         (ISTIO_PROGRESSIVE, "confirm-promotion", [12]),
         # runAB asks after the last check, before Promote
         (ISTIO_AB, "confirm-promotion", [3]),
@@ -493,14 +493,17 @@ def test_confirm_webhooks_are_manual_gates_where_flagger_asks(tmp_path: Path, te
                                                               gates_at: list[int]) -> None:
     _, plan = load(tmp_path, with_hook(text, kind))
     assert [i for i, s in enumerate(plan.steps) if s == Pause(None)] == gates_at
+    # each acted on at the first tick after its approval
+    interval = next(a.analysis.interval for a in plan.steps if isinstance(a, Analyze))
+    assert all(plan.steps[i + 1] == Pause(0.0, tick=interval) for i in gates_at)
     gate = warned(plan, "spec.analysis.webhooks[0]")
     assert len(gate) == 1 and f"'gate' ({kind}) is a manual gate" in gate[0] and "approve" in gate[0]
 
 
 def test_kubernetes_blue_green_gate_splits_the_checks_where_flagger_asks(tmp_path: Path) -> None:
     _, plan = load(tmp_path, with_hook(KUBERNETES_BLUE_GREEN, "confirm-promotion"))
-    assert [s.kind for s in plan.steps] == ["scale_candidate", "pause", "analyze", "pause", "analyze",
-                                            "switch_traffic", "pause", "scale_down_stable"]
+    assert [s.kind for s in plan.steps] == ["scale_candidate", "pause", "analyze", "pause", "pause", "analyze",
+                                            "promote_primary", "pause", "scale_candidate"]
     assert analyses(plan) == [10, 1]
 
 
@@ -535,11 +538,11 @@ def test_a_gate_waits_for_approval_and_a_closed_one_holds_the_rollout(tmp_path: 
     text = with_hook(ISTIO_AB.replace("    iterations: 10\n", "    iterations: 2\n"), "confirm-promotion")
     scenario, plan = load(tmp_path, text, overrides=[*HEALTHY, "approve=never"])
     assert rehearse(scenario, plan).summary["outcome"] == "paused"
-    scenario, plan = load(tmp_path, text, overrides=[*HEALTHY, "approve=5m"])
+    scenario, plan = load(tmp_path, text, overrides=[*HEALTHY, "approve=150s"])
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
-    checks_done = measures(rec)[-1]["at"]
-    assert first(rec, "switch_traffic")["start"] == pytest.approx(checks_done + 300.0)
+    checks_done = measures(rec)[-1]["at"]  # a tick; approved 150 s later, acted on at the next tick
+    assert first(rec, "promote_primary")["start"] == pytest.approx(checks_done + 180.0)
 
 
 # --- end to end: ticks, analyses and the rollback tick in the rehearsal -------------------------
@@ -550,13 +553,13 @@ def test_progressive_canary_ticks_end_to_end(tmp_path: Path) -> None:
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
     interval, weights = 60.0, [10, 20, 30, 40, 50]
-    ready = rec.steps[0]["end"]  # tick 0: the canary is up
+    start = rec.steps[0]["start"]  # tick 0: the new revision is seen, the canary scaled up
     starts = [s["start"] for s in rec.steps if s["kind"] == "set_weight"]
-    assert starts == pytest.approx([ready + interval * (1 + i) for i in range(len(weights))])
+    assert starts == pytest.approx([start + interval * (1 + i) for i in range(len(weights))])
     promote = first(rec, "promote_primary")  # Promote at tick 6, the primary ready at tick 7
-    assert (promote["start"], promote["end"]) == pytest.approx((ready + interval * 6, ready + interval * 7))
-    assert [d["at"] for d in measures(rec)] == pytest.approx([ready + interval * (2 + i) for i in range(5)])
-    assert decided(rec, "promote") == pytest.approx(ready + interval * success_tick("canary", weights=weights))
+    assert (promote["start"], promote["end"]) == pytest.approx((start + interval * 6, start + interval * 7))
+    assert [d["at"] for d in measures(rec)] == pytest.approx([start + interval * (2 + i) for i in range(5)])
+    assert decided(rec, "promote") == pytest.approx(start + interval * success_tick("canary", weights=weights))
 
 
 @pytest.mark.parametrize(("threshold", "interval"), [(5, 60.0), (2, 60.0), (1, 30.0)])
@@ -583,15 +586,34 @@ def test_ab_runs_exactly_iterations_analyses_end_to_end(tmp_path: Path) -> None:
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
     interval, iterations = 60.0, 10
-    ready = rec.steps[0]["end"]
+    start = rec.steps[0]["start"]  # tick 0
     checks = measures(rec)
     assert len(checks) == iterations
-    assert [d["at"] for d in checks] == pytest.approx([ready + interval * (2 + i) for i in range(iterations)])
-    switch = first(rec, "switch_traffic")["start"]
-    assert switch == pytest.approx(ready + interval * (iterations + 1))  # Promote at the last check's tick
-    assert decided(rec, "promote") == pytest.approx(ready + interval * success_tick("ab", iterations=iterations))
-    before = rec.timeline[rec.timeline["time"] <= switch]
+    assert [d["at"] for d in checks] == pytest.approx([start + interval * (2 + i) for i in range(iterations)])
+    promote = first(rec, "promote_primary")
+    assert promote["start"] == pytest.approx(start + interval * (iterations + 1))  # at the last check's tick
+    assert decided(rec, "promote") == pytest.approx(start + interval * success_tick("ab", iterations=iterations))
+    before = rec.timeline[rec.timeline["time"] <= promote["start"]]
     assert before["requests_candidate"].sum() == 0 and before["requests_preview"].sum() > 0
+    assert_users_meet_the_new_version_as_the_primary_rolls(rec, promote, replicas=4)
+
+
+def assert_users_meet_the_new_version_as_the_primary_rolls(rec, promote: dict, replicas: int) -> None:  # noqa: ANN001
+    """During ``Promote`` the primary rolls within its surge (Kubernetes' default 25%/25% of 4:
+    one pod more, one less), beside the canary's full-size set, and the users on the primary
+    meet the new version in proportion to its new ready pods: some of them, then all."""
+    t = rec.timeline
+    during = t[(t["start"] >= promote["start"]) & (t["time"] <= promote["end"])]
+    share = during["requests_candidate"] / (during["requests_candidate"] + during["requests_stable"])
+    assert share.iloc[0] == 0.0 and ((share > 0.05) & (share < 0.95)).any()  # none, then some
+    assert (share.diff().dropna() > -0.02).all()  # never back (requests are drawn: a bin's share is noisy)
+    after = t[(t["start"] >= promote["end"]) & (t["requests_stable"] + t["requests_candidate"] > 0)]
+    assert after["requests_stable"].sum() == 0  # then all
+    primary_new = during["pods_candidate"] - replicas  # the canary keeps its pods
+    primary_old = during["pods_stable"]
+    assert (primary_new + primary_old).max() <= replicas + 1  # maxSurge 25% of 4
+    assert (during["available_stable"] + during["available_candidate"] - replicas).min() >= replicas - 1
+    assert (primary_old.iloc[-1], primary_new.iloc[-1]) == (0, replicas)
 
 
 def test_ab_rolls_back_at_the_tick_after_the_threshold(tmp_path: Path) -> None:
@@ -610,11 +632,44 @@ def test_kubernetes_blue_green_runs_iterations_plus_one_end_to_end(tmp_path: Pat
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
     interval, iterations = 30.0, 10
-    ready = rec.steps[0]["end"]
+    start = rec.steps[0]["start"]  # tick 0
     assert len(measures(rec)) == iterations + 1
-    assert first(rec, "switch_traffic")["start"] == pytest.approx(ready + interval * (iterations + 2))
-    tick = success_tick("blue-green", iterations=iterations, kubernetes=True)
-    assert decided(rec, "promote") == pytest.approx(ready + interval * tick)
+    promote = first(rec, "promote_primary")
+    assert promote["start"] == pytest.approx(start + interval * (iterations + 2))
+    # 4 pods at 25%/25% roll in more than one 30 s interval: IsPrimaryReady holds Promoting for
+    # whole ticks, then Finalising (success_tick counts a roll within one interval)
+    ticks = (promote["end"] - promote["start"]) / interval
+    assert ticks == pytest.approx(round(ticks)) and round(ticks) >= 1
+    tick = success_tick("blue-green", iterations=iterations, kubernetes=True) + round(ticks) - 1
+    assert decided(rec, "promote") == pytest.approx(start + interval * tick)
+    # the Service has selected the primary all along: its users meet the new version as it rolls
+    assert_users_meet_the_new_version_as_the_primary_rolls(rec, promote, replicas=4)
+
+
+def test_mesh_blue_green_promotes_the_primary_with_every_user_on_the_canary(tmp_path: Path) -> None:
+    scenario, plan = load(tmp_path, ISTIO_AB.replace("    match:\n      - headers:\n          user-agent: "
+                                                     "{regex: \".*Firefox.*\"}\n      - headers:\n          cookie: "
+                                                     "{regex: \"^(.*?;)?(type=insider)(;.*)?$\"}\n", ""),
+                          overrides=HEALTHY)
+    rec = rehearse(scenario, plan)
+    assert rec.summary["outcome"] == "promoted"
+    switch, promote = first(rec, "switch_traffic"), first(rec, "promote_primary")
+    assert promote["start"] - switch["start"] == pytest.approx(60.0)  # one check on all the traffic
+    t = rec.timeline
+    during = t[(t["start"] >= switch["start"]) & (t["time"] <= promote["end"])]
+    assert during["requests_stable"].sum() == 0 and during["requests_candidate"].min() > 0
+    assert during["pods_candidate"].max() == 8  # the canary's 4 and the primary's 4 new pods
+
+
+@pytest.mark.parametrize(("startup", "tick1"), [("20s", 60.0), ("90s", 120.0), ("150s", 180.0)])
+def test_tick_1_is_the_first_tick_at_which_the_canary_is_ready(tmp_path: Path, startup: str, tick1: float) -> None:
+    # IsCanaryReady is asked at every tick and holds the tick until the canary is ready
+    text = ISTIO_PROGRESSIVE.replace("progressDeadlineSeconds: 60", "progressDeadlineSeconds: 600")
+    scenario, plan = load(tmp_path, text, overrides=[*HEALTHY, f"pod.startup={startup}", "pod.startup_jitter=0s"])
+    rec = rehearse(scenario, plan)
+    start = rec.steps[0]["start"]
+    assert first(rec, "set_weight")["start"] - start == pytest.approx(tick1)
+    assert all((d["at"] - start) % 60.0 == pytest.approx(0.0, abs=1e-6) for d in measures(rec))
 
 
 def test_kubernetes_blue_green_rolls_back_at_the_tick_after_the_threshold(tmp_path: Path) -> None:
@@ -632,6 +687,6 @@ def test_match_with_iterations_0_moves_the_weights_end_to_end(tmp_path: Path) ->
     scenario, plan = load(tmp_path, text, overrides=HEALTHY)
     rec = rehearse(scenario, plan)
     assert rec.summary["outcome"] == "promoted"
-    ready = rec.steps[0]["end"]
+    start = rec.steps[0]["start"]  # tick 0
     assert len(measures(rec)) == 2
-    assert decided(rec, "promote") == pytest.approx(ready + 60.0 * success_tick("canary", weights=[25, 50]))
+    assert decided(rec, "promote") == pytest.approx(start + 60.0 * success_tick("canary", weights=[25, 50]))

@@ -188,6 +188,9 @@ class SimWorld(Accounting):
         """(stable, candidate) share of requests right now."""
         routing = self.plan.routing
         if routing == "active":
+            if 0.0 < self.router_weight < 100.0:  # a Service over a primary rolling to the candidate
+                w = self.router_weight / 100
+                return 1.0 - w, w
             return (0.0, 1.0) if self.active == "candidate" else (1.0, 0.0)
         if routing == "router":
             w = self.router_weight / 100

@@ -40,10 +40,16 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
     weight = 0
     walk = _BasicCanaryWalk(plan) if is_basic_canary(plan) else None
     background_from = 0.0
+    last_step_pods = 0.0
     for index, step in enumerate(plan.steps):
+        pods_at_start = pods
         if isinstance(step, steps.Pause):
             if step.seconds is None:
                 gates += 1
+            elif step.tick is not None:
+                # a timer's pause overlaps the pods the step before it waited for (Pause.ends_at)
+                ticks = max(math.ceil(last_step_pods / step.tick - 1e-9), math.ceil(step.seconds / step.tick - 1e-9))
+                paused += max(ticks * step.tick - last_step_pods, 0.0)
             else:
                 paused += step.seconds
         elif isinstance(step, steps.Analyze):
@@ -77,6 +83,7 @@ def expected_duration(plan: Plan, scenario: Scenario) -> dict[str, Any]:
             pods += max(1, math.ceil(roll / step.tick - 1e-9)) * step.tick
         elif isinstance(step, steps.ScaleDownStable):
             delay += step.delay
+        last_step_pods = pods - pods_at_start
         if index + 1 == plan.background_start:
             background_from = paused + analysis + pods + delay
     if walk is not None:

@@ -33,11 +33,19 @@ The plan says this in the shared vocabulary: ``SetCanaryScale(100)`` (full-size 
 ``ScaleCandidate``, ``Pause(interval)`` for tick 1, an ``Analyze`` that needs one passing
 measurement per weight (``count_successes``) or ``iterations`` of them, whose failed checks
 come out of one budget shared over the rollout (``failure_budget``, limit ``threshold - 1``),
-and the promotion ticks. A progressive canary's ``Promote`` is ``PromotePrimary``: the
-primary rolls to the new version within its maxSurge/maxUnavailable while the canary keeps
-its weight (:mod:`deploysim.rules.primary`), and the step ends at the first tick the
-primary is ready, as ``IsPrimaryReady`` holds it; a slow roll takes more ticks. The
-iteration strategies' promotion is still taken to finish within one interval.
+and the promotion ticks. ``Promote`` is ``PromotePrimary`` in every strategy: the primary
+rolls to the new version within its maxSurge/maxUnavailable while the routes stay as they
+are (:mod:`deploysim.rules.primary`), and the step ends at the first tick the primary is
+ready, as ``IsPrimaryReady`` holds it; a slow roll takes more ticks. Users on the primary
+meet the new version as its pods roll: all of them with the kubernetes provider and in A/B
+testing (the matched users stay on the canary), none with a mesh's blue/green, which has
+routed them all to the canary first.
+
+Flagger acts only at its ticks, so the plan keeps its timer (``Pause(..., tick=interval)``,
+ticks counted from the rollout's start, the tick that saw the new revision): tick 1 is the
+first tick after the scale-up at which ``IsCanaryReady`` holds (a canary slower than an
+interval starts its analysis at a later tick, not one interval after it is ready), and a
+``confirm-*`` gate approved between ticks is acted on at the next tick.
 
 The ``Canary`` manifest itself is read by :mod:`deploysim.manifests.flagger`.
 """
@@ -215,12 +223,12 @@ def flagger_plan(
 
     >>> p = flagger_plan(10, interval=60, threshold=2, weights=[20, 40, 60])
     >>> [s.describe() for s in p.steps][:4]
-    ['scale candidate to 100% of replicas', 'pause 1m', 'set weight to 20%', "threshold analysis 'canary at 20%' until 1 pass every 1m on no checks, rollback at 2 failed checks over the rollout"]
+    ['scale candidate to 100% of replicas', 'pause until the next tick (one every 1m)', 'set weight to 20%', "threshold analysis 'canary at 20%' until 1 pass every 1m on no checks, rollback at 2 failed checks over the rollout"]
     >>> a = p.steps[3].analysis
     >>> a.measure_at_start, a.abort_delay  # checked at the next tick; rolled back at the one after
     (False, 60)
     >>> [s.kind for s in flagger_plan(10, interval=60, threshold=2, iterations=3, ab=True).steps]
-    ['scale_candidate', 'pause', 'analyze', 'switch_traffic', 'pause', 'scale_down_stable']
+    ['scale_candidate', 'pause', 'analyze', 'promote_primary', 'pause', 'scale_candidate']
     """
     common: dict[str, Any] = dict(replicas=replicas, progress_deadline_seconds=progress_deadline_seconds,
                                   progress_deadline_abort=True, min_ready_seconds=min_ready_seconds)
@@ -233,16 +241,29 @@ def flagger_plan(
                         not_simulated=tuple(not_simulated), count_successes=True, failure_budget=BUDGET,
                         metrics=tuple(metrics), foreign_metrics=tuple(foreign_metrics),
                         measure_at_start=False, abort_delay=interval)
-    sequence: list[steps.Step] = [steps.Pause(None)] if "confirm-rollout" in gates else []
+    rollout = _gate(interval) if "confirm-rollout" in gates else []
     if iterations > 0:
         strategy = BLUE_GREEN if kubernetes or not ab else AB
-        sequence += _iteration_steps(spec, replicas, interval, iterations, strategy, kubernetes,
-                                     step_weight_promotion, "confirm-promotion" in gates)
-        return Plan(strategy="blue-green", steps=tuple(sequence), routing="active", scale_down_delay=interval,
-                    **common)
-    sequence += _progressive_steps(spec, replicas, interval, weights, step_weight_promotion, gates)
-    return Plan(strategy="canary", steps=tuple(sequence), routing="router", max_surge=max_surge,
+        sequence = _iteration_steps(spec, replicas, interval, iterations, strategy, kubernetes,
+                                    step_weight_promotion, "confirm-promotion" in gates)
+        return Plan(strategy="blue-green", steps=(*rollout, *sequence), routing="active", scale_down_delay=interval,
+                    max_surge=max_surge, max_unavailable=max_unavailable, **common)
+    sequence = _progressive_steps(spec, replicas, interval, weights, step_weight_promotion, gates)
+    return Plan(strategy="canary", steps=(*rollout, *sequence), routing="router", max_surge=max_surge,
                 max_unavailable=max_unavailable, **common)
+
+
+def _gate(interval: float) -> list[steps.Step]:
+    """A ``confirm-*`` webhook: a manual gate, acted on at the first tick after its approval."""
+    return [steps.Pause(None), steps.Pause(0.0, tick=interval)]
+
+
+def _promotion(interval: float, replicas: int, ticks: int) -> list[steps.Step]:
+    """``Promote``, then the ticks to Succeeded: the primary rolls to the new template; at the
+    first tick it is ready (``IsPrimaryReady``) traffic goes back to it
+    (``runPromotionTrafficShift``, ``ticks - 1`` ticks with Finalising), then the canary is
+    scaled to zero."""
+    return [steps.PromotePrimary(interval), steps.Pause(interval * (ticks - 1)), steps.ScaleCandidate(replicas)]
 
 
 def _progressive_steps(spec: AnalysisSpec, replicas: int, interval: float, weights: Sequence[int],
@@ -250,47 +271,46 @@ def _progressive_steps(spec: AnalysisSpec, replicas: int, interval: float, weigh
     """``runCanary``'s ticks. ``confirm-traffic-increase`` is asked before every move while
     Progressing, the promoting one too (``nextStepWeight`` stays above 0 at maxWeight);
     ``confirm-promotion`` just before ``Promote``."""
-    gate: list[steps.Step] = [steps.Pause(None)] if "confirm-traffic-increase" in gates else []
-    sequence: list[steps.Step] = [steps.SetCanaryScale(100), steps.Pause(interval)]
+    gate = _gate(interval) if "confirm-traffic-increase" in gates else []
+    sequence: list[steps.Step] = [steps.SetCanaryScale(100), steps.Pause(interval, tick=interval)]
     for weight in weights:
         sequence += [*gate, steps.SetWeight(weight), steps.Analyze(replace(spec, name=f"{spec.name} at {weight}%"))]
     sequence += gate
     if "confirm-promotion" in gates:
-        sequence.append(steps.Pause(None))
+        sequence += _gate(interval)
     ticks = promotion_ticks(weights[-1] if weights else TOTAL_WEIGHT, step_weight_promotion)
-    # Promote: the primary rolls to the new template; at the first tick it is ready
-    # (IsPrimaryReady) traffic goes back to it, then Finalising scales the canary to zero
-    return [*sequence, steps.PromotePrimary(interval), steps.Pause(interval * (ticks - 1)),
-            steps.ScaleCandidate(replicas)]
+    return [*sequence, *_promotion(interval, replicas, ticks)]
 
 
 def _iteration_steps(spec: AnalysisSpec, replicas: int, interval: float, iterations: int, strategy: str,
                      kubernetes: bool, step_weight_promotion: int, confirm_promotion: bool) -> list[steps.Step]:
     """``runAB`` / ``runBlueGreen``'s ticks: tick 1 counts iteration 1 without a check, each
-    later tick checks and counts one more. The candidate sees the test traffic only until the
-    switch (A/B: the matched users; blue/green: the load tests, or the mirror).
+    later tick checks and counts one more. The candidate sees the test traffic only until
+    ``Promote`` (A/B: the matched users; blue/green: the load tests, or the mirror) or the switch.
 
-    - A/B: ``iterations`` checks, then ``Promote``; users move to the new version as the primary
-      rolls (the switch), traffic goes back to the primary one tick later, then Finalising.
+    - A/B: ``iterations`` checks, then ``Promote``; the users on the primary meet the new
+      version as it rolls, the matched users are routed back to it at the first tick it is
+      ready, then Finalising.
     - blue/green with a mesh: ``iterations`` checks, then all traffic to the canary (the switch),
-      one more check on it, ``Promote``, back to the primary, Finalising.
+      one more check on it, ``Promote`` (the primary rolls with no users), back to the primary,
+      Finalising.
     - blue/green with the kubernetes provider: ``iterations + 1`` checks on test traffic, then
-      ``Promote``: the Service already selects the primary, which takes the new template.
+      ``Promote``: the Service already selects the primary, whose users meet the new version as
+      it rolls; Finalising at the first tick it is ready (nothing to route).
 
     ``confirm-promotion`` is asked at the tick after the ``iterations``-th check, in all three.
     """
-    gate: list[steps.Step] = [steps.Pause(None)] if confirm_promotion else []
+    gate = _gate(interval) if confirm_promotion else []
     checks = replace(spec, name=f"{spec.name} iterations", count=iterations)
     after = replace(spec, name=f"{spec.name} after switch" if not kubernetes else f"{spec.name} promoting check")
-    sequence: list[steps.Step] = [steps.ScaleCandidate(replicas), steps.Pause(interval)]
+    sequence: list[steps.Step] = [steps.ScaleCandidate(replicas), steps.Pause(interval, tick=interval)]
     if strategy == AB:
-        sequence += [steps.Analyze(checks), *gate, steps.SwitchTraffic()]
+        sequence += [steps.Analyze(checks), *gate]
     elif not kubernetes:
         sequence += [steps.Analyze(checks), *gate, steps.SwitchTraffic(), steps.Analyze(after)]
     elif gate:
-        sequence += [steps.Analyze(checks), *gate, steps.Analyze(after), steps.SwitchTraffic()]
+        sequence += [steps.Analyze(checks), *gate, steps.Analyze(after)]
     else:
-        sequence += [steps.Analyze(replace(checks, count=iteration_analyses(strategy, iterations))),
-                     steps.SwitchTraffic()]
-    shift = 1 if kubernetes else promotion_ticks(TOTAL_WEIGHT, step_weight_promotion) - 1
-    return [*sequence, steps.Pause(interval * shift), steps.ScaleDownStable(interval)]
+        sequence.append(steps.Analyze(replace(checks, count=iteration_analyses(strategy, iterations))))
+    ticks = 2 if kubernetes else promotion_ticks(TOTAL_WEIGHT, step_weight_promotion)
+    return [*sequence, *_promotion(interval, replicas, ticks)]
