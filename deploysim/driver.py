@@ -86,7 +86,10 @@ class Drive:
 
     plan: Plan
     status: dict[str, Any] = field(default_factory=initial_status)
-    approve_after: float | None = None  # seconds a pause waits before it approves itself
+    approve_after: float | None = None  # seconds a manual gate waits before it approves itself
+    # seconds a pause on an inconclusive analysis waits before the rule passes it; None (the
+    # default) leaves it to a person. The resume decision says the rule passed it.
+    approve_inconclusive_after: float | None = None
     limit: float | None = None  # the world's clock at which the loop stops, done or not
     on_decision: Callable[[Decision], None] | None = None
     decisions: list[Decision] = field(default_factory=list)
@@ -106,22 +109,34 @@ def _gate_waits(run: Drive) -> bool:
     return run.status["phase"] == PAUSED and run.status.get("paused_reason") == "manual gate"
 
 
+def _inconclusive_waits(run: Drive) -> bool:
+    return run.status["phase"] == PAUSED and "inconclusive" in (run.status.get("paused_reason") or "")
+
+
+def _rule_for(run: Drive) -> float | None:
+    """Seconds after which the paused rollout approves itself, None for never."""
+    if _gate_waits(run):
+        return run.approve_after
+    if _inconclusive_waits(run):
+        return run.approve_inconclusive_after
+    return None
+
+
 def _approved(run: Drive, now: float, paused_since: float | None, asked: Requests) -> bool:
     if run.status["phase"] != PAUSED:
         return False
     if asked.promote:
         return True
-    if not _gate_waits(run):
-        return False
-    gate = run.approve_after
-    return gate is not None and paused_since is not None and now - paused_since >= gate - 1e-9
+    after = _rule_for(run)
+    return after is not None and paused_since is not None and now - paused_since >= after - 1e-9
 
 
 def _wake(run: Drive, requeue_at: float | None, paused_since: float | None) -> float | None:
     """The next time the loop must look even if nothing changes."""
     wake = requeue_at
-    if _gate_waits(run) and paused_since is not None and run.approve_after is not None:
-        gate = paused_since + run.approve_after
+    after = _rule_for(run)
+    if after is not None and paused_since is not None:
+        gate = paused_since + after
         wake = gate if wake is None else min(wake, gate)
     if run.limit is not None:
         wake = run.limit if wake is None else min(wake, run.limit)
@@ -145,14 +160,20 @@ def drive(
         measuring = 0.0
         now = world.now()
         asked = store.requests(run.status["phase"]) if store is not None else Requests()
+        approved = _approved(run, now, paused_since, asked)
+        by_rule = approved and not asked.promote and _inconclusive_waits(run)
         obs = dataclasses.replace(
             world.observe(),
             measurements=measurements,
-            promote_requested=_approved(run, now, paused_since, asked),
+            promote_requested=approved,
             abort_requested=asked.abort,
         )
         result = reconcile(plan, run.status, obs)
         run.status = result.status
+        if by_rule:
+            result = dataclasses.replace(result, decisions=[
+                dataclasses.replace(d, reason=f"{d.reason}; passed by approve_inconclusive, not by a person")
+                if d.kind == "resume" else d for d in result.decisions])
         if run.status["phase"] == PAUSED:
             if paused_since is None:
                 paused_since = now  # a gate's clock starts when the rollout pauses

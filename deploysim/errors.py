@@ -45,8 +45,29 @@ class DeploysimError(Exception):
     exit_code: ClassVar[int] = EXIT_BAD_INPUT
 
 
+EXCERPT = 80  # the most of a value an error message shows
+
+
+def excerpt(value: object, limit: int = EXCERPT) -> str:
+    """A value as an error shows it: its repr, secrets redacted, cut to ``limit`` characters.
+
+    >>> shown = excerpt("x" * 500)
+    >>> len(shown) <= 80, shown[-16:]
+    (True, '(502 characters)')
+    >>> excerpt({"token": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"})
+    "{'token': '[REDACTED]'}"
+    """
+    from deploysim.redact import redact_text  # redact imports nothing of the errors
+
+    shown = redact_text(repr(value))
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit - 20]}… ({len(shown)} characters)"
+
+
 class ScenarioError(DeploysimError):
-    """A scenario value is not allowed: names the key, the value given and what is allowed."""
+    """A scenario value is not allowed: names the key, the value given (a short excerpt,
+    secrets redacted) and what is allowed."""
 
     def __init__(self, key: str, value: object, allowed: str, source: str | None = None) -> None:
         self.key = key
@@ -54,7 +75,7 @@ class ScenarioError(DeploysimError):
         self.allowed = allowed
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key}: got {value!r}; {allowed}")
+        super().__init__(f"{where}{key}: got {excerpt(value)}; {allowed}")
 
 
 class ManifestError(DeploysimError):

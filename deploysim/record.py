@@ -131,15 +131,23 @@ def step_times(steps: list[dict[str, Any]], end: float | None) -> tuple[float, f
 TIMELINE_DECISIONS = ("start", "step", "abort", "promote", "pause", "resume", "complete")
 
 
+OUTCOME_ROLLING_BACK = "rolling_back"  # an abort decided, still under way when the run ended
+
+
 def outcome_of(status: dict[str, Any]) -> str:
     """The record's outcome: the controller's, or paused / inconclusive (paused on an
-    inconclusive analysis) / incomplete when it has none yet.
+    inconclusive analysis) / rolling_back (an abort still under way) when it has none yet;
+    incomplete only when time ran out before any verdict.
 
     >>> outcome_of({"phase": "Paused", "paused_reason": "analysis step-3 inconclusive"})
     'inconclusive'
+    >>> outcome_of({"phase": "Aborting", "abort": {"at": 90.0}}), outcome_of({"phase": "Progressing"})
+    ('rolling_back', 'incomplete')
     """
     if status.get("outcome") is not None:
         return status["outcome"]
+    if status.get("phase") == "Aborting":
+        return OUTCOME_ROLLING_BACK
     if status.get("phase") != "Paused":
         return OUTCOME_INCOMPLETE
     return OUTCOME_INCONCLUSIVE if "inconclusive" in (status.get("paused_reason") or "") else OUTCOME_PAUSED

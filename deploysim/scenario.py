@@ -13,12 +13,10 @@ raises :class:`~deploysim.errors.ScenarioError` naming the key, the value and wh
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -29,9 +27,12 @@ from pydantic import (
     model_validator,
 )
 
+from deploysim import limits
 from deploysim.durations import format_duration as format_duration
 from deploysim.durations import parse_duration
 from deploysim.errors import ScenarioError
+from deploysim.overrides import apply_overrides as apply_overrides
+from deploysim.overrides import read_yaml as read_yaml
 from deploysim.rules.deployment import (
     DEFAULT_PROGRESS_DEADLINE_SECONDS,
     deadline_outlasts_min_ready,
@@ -39,6 +40,16 @@ from deploysim.rules.deployment import (
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _whole(value: Any) -> Any:
+    """A count is a number, not a yes/no: ``replicas: true`` is refused, not read as 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not true/false")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 def _int_or_percent(value: Any) -> int | str:
@@ -64,7 +75,8 @@ IntOrPercent = Annotated[int | str, BeforeValidator(_int_or_percent)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # NaN and infinities are refused everywhere: a NaN bound or rate would pass every check
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 # --- the world -------------------------------------------------------------------------------
@@ -108,13 +120,13 @@ class Fault(_Model):
     kind: Literal["node_failure", "dependency_outage", "metrics_outage"]
     at: Duration
     duration: Duration = Field(300.0, description="outage windows: how long it lasts")
-    node: int = Field(0, ge=0, description="node_failure: which node (0-based)")
+    node: Whole = Field(0, ge=0, description="node_failure: which node (0-based)")
     error_rate: Fraction = Field(1.0, description="dependency_outage: share of requests failing")
 
 
 class Nodes(_Model):
-    count: int | None = Field(None, ge=1, description="nodes; enough for two colours if unset")
-    pods_per_node: int = Field(30, ge=1)
+    count: Whole | None = Field(None, ge=1, description="nodes; enough for two colours if unset")
+    pods_per_node: Whole = Field(30, ge=1)
 
 
 # --- how to roll out -------------------------------------------------------------------------
@@ -166,6 +178,9 @@ class Check(_Model):
                              "request_rate) or a query / url of its own")
         if self.max is None and self.min is None:
             raise ValueError(f"check on {self.metric} needs max or min")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"check on {self.metric}: min {self.min:g} is above max {self.max:g}; "
+                             "no measurement could pass")
         return self
 
 
@@ -173,13 +188,13 @@ JudgeName = Literal["threshold", "mann_whitney", "sequential"]
 
 
 class Analysis(_Model):
-    interval: Duration = Field(60.0, gt=0)
-    count: int = Field(5, ge=1)
-    initial_delay: Duration = 0.0
-    failure_limit: int = Field(0, ge=-1)
-    inconclusive_limit: int = Field(0, ge=0)
-    consecutive_error_limit: int = Field(4, ge=0)
-    min_requests: int = Field(0, ge=0, description="fewer candidate requests is inconclusive")
+    interval: Duration = Field(60.0, ge=limits.MIN_INTERVAL, description="at least 1 s: no metrics source scrapes faster")
+    count: Whole = Field(5, ge=1)
+    initial_delay: Duration = Field(0.0, ge=0)
+    failure_limit: Whole = Field(0, ge=-1)
+    inconclusive_limit: Whole = Field(0, ge=0)
+    consecutive_error_limit: Whole = Field(4, ge=0)
+    min_requests: Whole = Field(0, ge=0, description="fewer candidate requests is inconclusive")
     judge: JudgeName = "threshold"
     dry_run: bool = False
     # metrics the rehearsal cannot simulate (datadog, job, a query it cannot read), by name:
@@ -189,8 +204,16 @@ class Analysis(_Model):
         default_factory=lambda: [
             Check(metric="error_rate", max=0.01),
             Check(metric="latency_p99", max=500.0),
-        ]
+        ],
+        description="at least one: an analysis without checks would pass anything",
     )
+
+    @field_validator("checks")
+    @classmethod
+    def _some_checks(cls, value: list[Check]) -> list[Check]:
+        if not value:
+            raise ValueError("needs at least one check: an analysis without checks would pass anything")
+        return value
 
 
 class CanaryStep(_Model):
@@ -200,10 +223,10 @@ class CanaryStep(_Model):
     gate that waits for approval.
     """
 
-    set_weight: int | None = Field(None, ge=0, le=100)
+    set_weight: Whole | None = Field(None, ge=0, le=100)
     pause: Duration | None = Field(None, description="a duration, or none for a manual gate")
     analysis: bool = False
-    set_canary_scale: int | None = Field(None, ge=0, le=100, description="canary pods as % of replicas")
+    set_canary_scale: Whole | None = Field(None, ge=0, le=100, description="canary pods as % of replicas")
 
     @property
     def is_pause(self) -> bool:
@@ -252,7 +275,7 @@ class Strategy(_Model):
     router: Literal["gateway-httproute", "nginx-ingress"] = Field(
         "gateway-httproute", description="canary on a cluster: which router sets the weights")
     # blue-green
-    preview_replicas: int | None = Field(None, ge=0)
+    preview_replicas: Whole | None = Field(None, ge=0)
     auto_promotion_seconds: Duration | None = Field(0.0, description="none: wait for approval")
     # blue-green, and a canary with a router: the old version kept after promotion, the
     # aborted candidate kept after an abort (Argo's scaleDownDelaySeconds and
@@ -277,8 +300,8 @@ class SLO(_Model):
 
 class Scenario(_Model):
     service: str = Field("checkout", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-    replicas: int = Field(10, ge=1, le=100_000)
-    seed: int = Field(1, ge=0)
+    replicas: Whole = Field(10, ge=1)
+    seed: Whole = Field(1, ge=0)
     duration: Duration = Field(7200.0, gt=0, description="simulated time")
     start_at: Duration = Field(60.0, ge=0, description="when the rollout starts")
     resolution: Duration = Field(10.0, gt=0, description="timeline bin length")
@@ -293,17 +316,33 @@ class Scenario(_Model):
     analysis: Analysis = Field(default_factory=Analysis)
     slo: SLO = Field(default_factory=SLO)
     approve: str = Field("auto", description="manual gates: auto, never, or a duration")
+    approve_inconclusive: str = Field(
+        "never", description="a pause on an inconclusive analysis: never (a person decides), auto, or a duration")
 
-    @field_validator("approve", mode="before")
+    @field_validator("approve", "approve_inconclusive", mode="before")
     @classmethod
     def _approve(cls, value: Any) -> str:
         if value in ("auto", "never"):
             return value
         try:
-            parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError:
             raise ValueError("must be auto, never, or a duration like 10m") from None
-        return str(value)
+        return format_duration(seconds)  # written back as a duration that reads the same
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Scenario:
+        if self.start_at >= self.duration:
+            raise ScenarioError("start_at", format_duration(self.start_at),
+                                f"must be before the end of the simulated time (duration {format_duration(self.duration)})")
+        limits.check({
+            "replicas": self.replicas, "duration": self.duration, "resolution": self.resolution,
+            "controller_interval": self.controller_interval, "traffic": {"rps": self.traffic.rps},
+            "nodes": {"count": self.nodes.count, "pods_per_node": self.nodes.pods_per_node},
+            "analysis": {"interval": self.analysis.interval, "checks": self.analysis.checks},
+            "faults": self.faults, "strategy": {"steps": self.strategy.steps},
+        })
+        return self
 
     @property
     def nodes_count(self) -> int:
@@ -312,13 +351,15 @@ class Scenario(_Model):
             return self.nodes.count
         return max(1, -(-2 * self.replicas // self.nodes.pods_per_node) + 1)
 
-    def approve_after(self) -> float | None:
-        """Seconds after which a manual gate is approved; None never approves."""
-        if self.approve == "never":
+    def approve_after(self, key: str = "approve") -> float | None:
+        """Seconds after which a manual gate (``approve``), or a pause on an inconclusive
+        analysis (``approve_inconclusive``), is approved; None never approves."""
+        value = getattr(self, key)
+        if value == "never":
             return None
-        if self.approve == "auto":
+        if value == "auto":
             return 0.0
-        return parse_duration(self.approve)
+        return parse_duration(value)
 
     def with_strategy(self, kind: str) -> Scenario:
         """A copy with another strategy kind, keeping every other field."""
@@ -359,6 +400,10 @@ def _allowed_for(error: dict[str, Any]) -> str:
         return f"must be {words[kind]} {bound}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "finite_number":
+        return "must be a finite number (not nan or inf)"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length', 1)} item(s)"
     if kind.endswith("_parsing") or kind.endswith("_type"):
         return f"expected {error['msg'].lower().replace('input should be ', '')}"
     return error["msg"]
@@ -383,66 +428,9 @@ def scenario_error(exc: ValidationError, source: str | None = None) -> ScenarioE
     return ScenarioError(key, value, _allowed_for(error), source)
 
 
-def _parse_scalar(text: str) -> Any:
-    """A ``--set`` value as YAML reads it (numbers, booleans, null, lists), else the string."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides to nested scenario data; list items by index (``faults.0.at``)."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ScenarioError("--set", item, "expected key=value, e.g. --set replicas=20")
-        key, _, raw = item.partition("=")
-        parts = key.strip().split(".")
-        node: Any = data
-        for i, part in enumerate(parts[:-1]):
-            nxt_is_index = parts[i + 1].isdigit()
-            if isinstance(node, list):
-                idx = int(part)
-                while len(node) <= idx:
-                    node.append({})
-                node = node[idx]
-                continue
-            if part not in node or node[part] is None:
-                node[part] = [] if nxt_is_index else {}
-            node = node[part]
-        last = parts[-1]
-        value = _parse_scalar(raw)
-        if isinstance(node, list):
-            idx = int(last)
-            while len(node) <= idx:
-                node.append({})
-            node[idx] = value
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise ScenarioError(key, raw, f"{'.'.join(parts[:-1])} is not a mapping")
-    return data
-
-
 def default_scenario_path() -> Path:
     """The built-in default scenario shipped with the package."""
     return Path(__file__).parent / "data" / "default.yaml"
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError("--scenario", str(path), f"cannot read the file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ScenarioError("--scenario", str(path), f"is not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario", type(data).__name__, "the file must hold a mapping of keys")
-    return data
 
 
 def load_scenario(
@@ -464,3 +452,7 @@ def load_scenario(
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise scenario_error(exc, source) from None
+    except ScenarioError as exc:
+        if exc.source is not None:
+            raise
+        raise ScenarioError(exc.key, exc.value, exc.allowed, source) from None

@@ -100,7 +100,7 @@ def test_latency_is_the_log_normal_scipy_knows():
 def test_the_simulator_fails_an_overloaded_stable_version_as_the_model_says():
     sc = load_scenario(overrides=[
         "traffic.shape=constant", "traffic.rps=600", "replicas=4", "pod.capacity_rps=100",
-        "stable.error_rate=0.01", "candidate.error_rate=0.01", "start_at=30m", "duration=20m",
+        "stable.error_rate=0.01", "candidate.error_rate=0.01", "start_at=30m", "duration=31m",
         "strategy.kind=rolling", "strategy.background_analysis=false",
     ])
     rec = rehearse(sc)

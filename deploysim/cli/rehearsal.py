@@ -36,6 +36,26 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
                         "a query it cannot read); without one an analysis resting on it alone is inconclusive")
 
 
+def positive_int(text: str) -> int:
+    """An argument that counts something: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text[:40]!r}; expected a whole number of at least 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}; expected a whole number of at least 1")
+    return value
+
+
+def out_folder(text: str) -> str:
+    """A report folder: new, or an existing folder (its files are replaced), never a file."""
+    path = Path(text)
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"got {text!r}; {str(parent)!r} is a file, and the report is a folder")
+    return text
+
+
 def _assumption(text: str) -> str:
     """``--assume NAME=pass|fail`` as the scenario override it stands for."""
     name, sep, verdict = text.partition("=")
@@ -153,22 +173,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=STRATEGY_KINDS, help="override strategy.kind")
     p.add_argument("--manifest", "-m", action="append", help="Argo Rollouts / Flagger / Deployment YAML")
     p.add_argument("--name", help=NAME_HELP)
-    p.add_argument("--out", "-o", default="reports/rehearsal", help="report folder")
+    p.add_argument("--out", "-o", default="reports/rehearsal", type=out_folder, help="report folder")
     p.set_defaults(func=cmd_rehearse)
 
     p = sub.add_parser("compare", help="rehearse all four strategies on one scenario; exit 1 unless all promoted")
     _scenario_args(p)
-    p.add_argument("--out", "-o", default="reports/compare")
+    p.add_argument("--out", "-o", default="reports/compare", type=out_folder)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sweep", help="Monte-Carlo over seeds: detection and false-rollback rates")
     _scenario_args(p)
     p.add_argument("--strategy", choices=STRATEGY_KINDS)
-    p.add_argument("--runs", "-n", type=int, default=100, help="runs per candidate and judge")
+    p.add_argument("--runs", "-n", type=positive_int, default=100, help="runs per candidate and judge")
     p.add_argument("--judges", help="comma-separated: threshold,mann_whitney,sequential")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: every core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", "-o", default="reports/sweep")
+    p.add_argument("--out", "-o", default="reports/sweep", type=out_folder)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="print the compiled plan and its expected duration")

@@ -107,8 +107,9 @@ def execute(
     epoch0 = time.time()
     store = ClusterStore(world.api, world.namespace, scenario.service, world.run_id, plan.strategy,
                          saved=world.saved)
-    run = Drive(plan, approve_after=approve_after, limit=timeout if timeout is not None else scenario.duration,
-                on_decision=on_decision)
+    run = Drive(plan, approve_after=approve_after,
+                approve_inconclusive_after=scenario.approve_after("approve_inconclusive"),
+                limit=timeout if timeout is not None else scenario.duration, on_decision=on_decision)
     resumed = False
     stored = store.load()
     if resume and stored and stored["data"].get("status"):

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from deploysim import yamlsafe
 from deploysim.durations import parse_duration
 from deploysim.errors import ManifestError
 from deploysim.plan import Plan
@@ -219,12 +220,14 @@ def read_documents(manifests: ManifestPaths) -> list[Document]:
     for path in _as_list(manifests):
         name = str(path)
         try:
-            text = path.read_text()
+            text = yamlsafe.read_text(path)
         except OSError as exc:
             raise ManifestError(name, 0, "(file)", f"cannot read the file ({exc.strerror})") from None
+        except ValueError as exc:
+            raise ManifestError(name, 0, "(file)", f"cannot be read: {exc}") from None
         index = 0
         try:
-            for index, data in enumerate(yaml.safe_load_all(text), start=1):  # noqa: B007
+            for index, data in enumerate(yamlsafe.load_all(text), start=1):  # noqa: B007
                 if data is None:
                     continue
                 if not isinstance(data, dict):
@@ -234,8 +237,8 @@ def read_documents(manifests: ManifestPaths) -> list[Document]:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ManifestError(name, index + 1, "(yaml)", f"not valid YAML{where}: "
-                                f"{getattr(exc, 'problem', None) or exc}") from None
+            reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ManifestError(name, index + 1, "(yaml)", f"not valid YAML{where}: {reason[:200]}") from None
     if not docs:
         raise ManifestError(", ".join(str(p) for p in _as_list(manifests)) or "(none)", 0, "(file)",
                             "no manifests found; expected a Rollout, a Canary or a Deployment")

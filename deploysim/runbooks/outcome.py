@@ -26,7 +26,7 @@ Decision = dict[str, Any]
 class Outcome:
     """How a run ended, in the record's words, and whether that is the runbook's success."""
 
-    outcome: str  # promoted, rolled_back, failed, paused, incomplete, error
+    outcome: str  # promoted, rolled_back, failed, paused, inconclusive, rolling_back, incomplete, error
     ok: bool
     status: str  # one line a person reads
     details: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +69,12 @@ def judge_outcome(params: RunbookParameters, scenario: Scenario, record: Record)
         else:
             status = f"paused: {pause['reason'] if pause else 'waiting for a person'}"
         return Outcome("paused", False, status)
+    if outcome == "rolling_back":
+        abort = _last(record, "abort")
+        return Outcome(outcome, False, f"rolling back ({abort['reason'] if abort else 'aborted'}): the stable "
+                                       "version did not yet serve all traffic when the "
+                                       f"{'simulation' if params.target == 'sim' else 'run'} ended at "
+                                       f"{format_duration(s.get('simulated_seconds'))}")
     if outcome != "promoted":
         return Outcome(outcome, False, f"{outcome}: the rollout had not finished when the "
                                        f"{'simulation' if params.target == 'sim' else 'run'} ended at "

@@ -167,7 +167,13 @@ class Accounting:
         if self.metrics_down:
             return Measurement(start, end, error="metrics provider unavailable (injected outage)")
         self.draw()
-        chosen = [b for b in self.bins if b.start >= start - 1e-9 and b.end <= end + 1e-9]
+        chosen = []  # the window's bins, read back from the newest (a window ends near now)
+        for b in reversed(self.bins):
+            if b.start < start - 1e-9:
+                break
+            if b.end <= end + 1e-9:
+                chosen.append(b)
+        chosen.reverse()
         versions = {}
         for i, version in enumerate(VERSIONS):
             # the candidate's metrics include test traffic through the preview service

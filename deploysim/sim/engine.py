@@ -48,8 +48,9 @@ def rehearse(
     if trace_pods:
         world.pod_trace = []
     world.start()
-    run = Drive(plan, approve_after=scenario.approve_after(), limit=scenario.duration,
-                on_decision=on_decision)
+    run = Drive(plan, approve_after=scenario.approve_after(),
+                approve_inconclusive_after=scenario.approve_after("approve_inconclusive"),
+                limit=scenario.duration, on_decision=on_decision)
 
     def process():  # noqa: ANN202 - a SimPy process
         yield env.timeout(scenario.start_at)
