@@ -141,3 +141,39 @@ def test_redaction_is_idempotent(text: str) -> None:
     once = redact_text(text, {"hunter2x"})
     assert redact_text(once, {"hunter2x"}) == once
     assert Redactor({"hunter2x"}).data({"note": once}) == {"note": once}
+
+
+# --- what the command line prints on stderr ------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "canary", "-y", f"{{prometheus_token: {GITHUB_TOKEN}, candidate: {{error_rate: 0.05"],
+    ["run", "canary", "-y", f"[1, 'https://admin:{'p/ss@w0rd'}@prom.example:9090']"],
+    ["run", "canary", "-p", "prometheus_token", "plain-cli-value", "--no-such-flag", "plain-cli-value"],
+    ["plan", "--set", f"strategy.kind={JWT}"],
+])
+def test_stderr_of_the_command_line_holds_no_secret(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from deploysim.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(("deploysim: error:", "usage:")), err
+    for secret in (GITHUB_TOKEN, "p/ss@w0rd", "plain-cli-value", JWT):
+        assert secret not in err
+    assert REDACTED in err
+
+
+@pytest.mark.parametrize("module", [
+    "deploysim.redact", "deploysim.redaction.spans", "deploysim.redaction.names", "deploysim.redaction.urls",
+    "deploysim.redaction.fields", "deploysim.redaction.tokens", "deploysim.redaction.entropy",
+    "deploysim.redaction.text", "deploysim.redaction.redactor", "deploysim.redaction.stream",
+])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -5,7 +5,9 @@ sweep · plan (:mod:`.rehearsal`), run (:mod:`.run`), runs (:mod:`.runs`), clust
 (:mod:`.cluster`), traffic (:mod:`.traffic`). Every error a user can cause prints one line,
 without a traceback, and exits with the code :func:`deploysim.errors.exit_code` gives it:
 0 promoted or done, 1 not promoted, 2 bad input, 3 the cluster, a metrics source or the
-machine refused.
+machine refused. Everything printed on stderr is redacted (:mod:`deploysim.redact`), with the
+secrets of the command line itself (``-p prometheus_token VALUE``) replaced wherever they
+show up.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 
 from deploysim.cli import cluster, rehearsal, run, runs, traffic
 from deploysim.errors import DeploysimError, exit_code
+from deploysim.redact import Redactor
+from deploysim.redaction.stream import redacted_stderr
 
 GROUPS = (rehearsal, run, runs, cluster, traffic)
 
@@ -38,6 +42,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    with redacted_stderr(Redactor.from_words(words)):
+        return _main(words)
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if getattr(args, "forward_options", False):

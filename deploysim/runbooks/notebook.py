@@ -3,12 +3,25 @@
 Parameters are read the way papermill reads them, with papermill's own code: the injected
 cell by its translator's ``inspect`` (what ``--help-notebook`` uses), ``-p`` values by its
 command line's type resolution, YAML without dates by its loader.
+
+Nothing secret is left on disk, even when ``deploysim run`` is killed (SIGKILL: no
+``finally`` runs). The parameters reach the kernel only in the cell papermill injects, sent
+over the kernel's sockets; nbclient keeps the kernel's IPython history in memory. papermill
+writes its own output notebook (the parameters cell included) after every cell, through its
+I/O layer (``papermill.iorw``): ``deploysim run`` gives it a path under the
+``deploysim-redacted://`` scheme, whose handler redacts each write with the run's redactor
+before it reaches the disk. That notebook, and the kernel's connection file, live in
+``$TMPDIR/deploysim-run-<pid>-*``; a folder whose process is gone is removed when the next
+``deploysim run`` starts (:func:`clean_stale_run_dirs`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from deploysim.errors import EXIT_NOT_PROMOTED, EXIT_OK, ParameterError, exit_code_named
-from deploysim.redact import Redactor
+from deploysim.redact import Redactor, redact_text
 from deploysim.runbooks.parameters import PARAMETER_MODELS, RUNBOOKS
 from deploysim.trail import RECORD_FILE, RUNNING, export_notebook, read_record, run_name, write_json
 
@@ -26,6 +39,13 @@ ENV_RUN_DIR = "DEPLOYSIM_RUN_DIR"
 ENV_NOTEBOOK = "DEPLOYSIM_NOTEBOOK"
 # the first line of the cell papermill injects (Translator.codify's comment)
 INJECTED_HEADER = "# Parameters"
+# papermill's output notebook goes through this I/O scheme: every write is redacted first
+REDACTED_SCHEME = "deploysim-redacted://"
+# private folders of `deploysim run`: deploysim-run-<pid>-<random>
+RUN_DIR_PREFIX = "deploysim-run-"
+_RUN_DIR = re.compile(re.escape(RUN_DIR_PREFIX) + r"(\d+)-")
+# how much of a value an error shows (redacted first, then cut)
+EXCERPT = 60
 
 
 def repo_root() -> Path:
@@ -173,20 +193,161 @@ def collect_parameters(files: Iterable[str] = (), yaml_texts: Iterable[str] = ()
         try:
             parameters.update(read_yaml_file(file) or {})
         except (OSError, yaml.YAMLError) as exc:
-            raise ParameterError(f"-f {file}: cannot read YAML parameters ({exc})") from None
+            raise ParameterError(f"-f {file}: cannot read YAML parameters ({_yaml_problem(exc)})") from None
     for text in yaml_texts:
         try:
             loaded = yaml.load(text, Loader=NoDatesSafeLoader) or {}  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
-            raise ParameterError(f"-y {text!r}: not valid YAML ({exc})") from None
+            raise ParameterError(f"-y {excerpt(text)!r}: not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(loaded, dict):
-            raise ParameterError(f"-y {text!r}: expected a mapping like '{{candidate: {{error_rate: 0.05}}}}'")
+            raise ParameterError(f"-y {excerpt(text)!r}: expected a mapping like '{{candidate: {{error_rate: 0.05}}}}'")
         parameters.update(loaded)
     for name, value in values:
         parameters[name] = _resolve_type(value)
     for name, value in raw:
         parameters[name] = value
     return parameters
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """``text`` redacted, then cut to ``limit`` characters: a secret is hidden before the cut,
+    so no part of it shows.
+
+    >>> excerpt("{prometheus_token: ghp_" + "a1B2c3D4" * 5 + ", candidate: {error_rate: 0.05}", 40)
+    '{prometheus_token: [REDACTED], candidat…'
+    """
+    clean = redact_text(text)
+    return clean if len(clean) <= limit else clean[:limit - 1] + "…"
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """A YAML error in one line: its problem and where, without the echoed source line
+    (PyYAML quotes the line it stopped at, tokens and all)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{problem}{where}"
+    return excerpt(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+# --- papermill's own notebook: redacted on every write, in a folder cleaned after a kill ------
+
+
+class RedactingHandler:
+    """A papermill I/O handler for ``deploysim-redacted://<path>``: each write of the output
+    notebook is redacted with the redactor registered for ``<path>``, then written atomically.
+
+    papermill saves the output notebook at the start, after each cell and every 30 s while a
+    cell prints (``NotebookExecutionManager.save`` → ``iorw.write_ipynb`` →
+    ``papermill_io.write``), so the disk never holds an unredacted copy.
+    """
+
+    redactors: dict[str, Redactor] = {}
+
+    @staticmethod
+    def local(path: str) -> str:
+        return path[len(REDACTED_SCHEME):] if path.startswith(REDACTED_SCHEME) else path
+
+    @classmethod
+    def read(cls, path: str) -> str:
+        return Path(cls.local(path)).read_text(encoding="utf-8")
+
+    @classmethod
+    def listdir(cls, path: str) -> list[str]:
+        return [str(p) for p in Path(cls.local(path)).iterdir()]
+
+    @classmethod
+    def write(cls, buf: str, path: str) -> None:
+        import nbformat
+
+        target = Path(cls.local(path))
+        redactor = cls.redactors.get(str(target), Redactor())
+        nb = redactor.notebook(nbformat.reads(buf, as_version=4))
+        papermill_meta = nb.metadata.get("papermill", {})
+        if str(papermill_meta.get("output_path", "")).startswith(REDACTED_SCHEME):
+            papermill_meta["output_path"] = str(target)  # where it is, as the reader sees it
+        clean = nbformat.writes(nb)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(clean, encoding="utf-8")
+        tmp.replace(target)
+
+    @classmethod
+    def pretty_path(cls, path: str) -> str:
+        return cls.local(path)
+
+
+def _register_redacting_handler() -> None:
+    from papermill.iorw import papermill_io
+
+    if not any(scheme == REDACTED_SCHEME for scheme, _ in papermill_io._handlers):
+        papermill_io.register(REDACTED_SCHEME, RedactingHandler)
+
+
+class _RedactingFilter(logging.Filter):
+    """papermill's log (``--log-output`` echoes the notebook's output): redacted as it goes."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.text(record.getMessage())
+        record.args = ()
+        return True
+
+
+def _owner_gone(folder: Path, pid: int) -> bool:
+    """The process that made ``folder`` has ended (a process with its pid started after the
+    folder was last written is another one)."""
+    import psutil
+
+    try:
+        started = psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.Error:  # not ours to look at: alive as far as we can tell
+        return False
+    try:
+        return started > folder.stat().st_mtime + 1
+    except OSError:
+        return False
+
+
+def clean_stale_run_dirs(base: str | Path | None = None) -> list[Path]:
+    """Remove the private folders of ``deploysim run`` processes that are gone (killed), and
+    redact in place the notebooks of folders in the older ``deploysim-run-<random>`` form
+    (their process is unknown). Returns the folders removed.
+    """
+    root = Path(base) if base is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        folders = sorted(p for p in root.glob(RUN_DIR_PREFIX + "*") if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return removed
+    for folder in folders:
+        owner = _RUN_DIR.match(folder.name)
+        if owner is None:
+            for notebook in folder.glob("*.ipynb"):
+                _redact_file(notebook)
+            continue
+        if int(owner.group(1)) != os.getpid() and _owner_gone(folder, int(owner.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _redact_file(path: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    clean = json.dumps(Redactor().data(data), indent=1) + "\n"
+    if clean != text:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(clean, encoding="utf-8")
+        tmp.replace(path)
 
 
 @dataclass
@@ -204,8 +365,9 @@ class RunResult:
 def run_notebook(runbook: str, parameters: dict[str, Any], log_output: bool = False) -> RunResult:
     """Execute a runbook with papermill; the audit folder gets the final notebook and HTML.
 
-    papermill writes the executed notebook into a private temporary folder (it holds the
-    parameters as given, secrets included); a redacted copy goes into the run folder.
+    papermill writes the executed notebook into a private temporary folder, redacted on every
+    write (see the module); a copy goes into the run folder. Leftovers of killed runs are
+    removed first.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -218,14 +380,21 @@ def run_notebook(runbook: str, parameters: dict[str, Any], log_output: bool = Fa
     folder = (Path(str(record_dir)) / run_name(name)).resolve()
     redactor = Redactor.from_parameters(parameters)
     error: PapermillExecutionError | None = None
-    with tempfile.TemporaryDirectory(prefix="deploysim-run-") as tmp:
+    clean_stale_run_dirs()
+    _register_redacting_handler()
+    log_filter = _RedactingFilter(redactor)
+    logging.getLogger("papermill").addFilter(log_filter)
+    tmp = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
+    try:
         out = Path(tmp) / f"{name}.ipynb"
-        saved = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_NOTEBOOK)}
-        os.environ[ENV_RUN_DIR] = str(folder)
-        os.environ[ENV_NOTEBOOK] = str(out)
+        RedactingHandler.redactors[str(out)] = redactor
+        env = {ENV_RUN_DIR: str(folder), ENV_NOTEBOOK: str(out),
+               "JUPYTER_RUNTIME_DIR": str(Path(tmp) / "runtime")}  # the kernel's connection file
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
-            papermill.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False,
-                                       log_output=log_output)
+            papermill.execute_notebook(str(path), REDACTED_SCHEME + str(out), parameters=parameters,
+                                       progress_bar=False, log_output=log_output)
         except PapermillExecutionError as exc:
             error = exc
         finally:
@@ -239,6 +408,10 @@ def run_notebook(runbook: str, parameters: dict[str, Any], log_output: bool = Fa
             data = read_record(folder)
             data["run"]["notebook"] = {"copied": True, **files, "complete": True}
             write_json(folder / RECORD_FILE, redactor.data(data))
+    finally:
+        RedactingHandler.redactors.pop(str(Path(tmp) / f"{name}.ipynb"), None)
+        logging.getLogger("papermill").removeFilter(log_filter)
+        shutil.rmtree(tmp, ignore_errors=True)
     if not folder.is_dir():
         message = redactor.text(error.evalue) if error else "the runbook did not start a run"
         return RunResult(None, None, False, message, error.ename if error else None,
