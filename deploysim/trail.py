@@ -5,24 +5,37 @@ A run folder ``RECORD_DIR/<UTC time>-<runbook>-<short id>/`` holds:
 - ``record.json``: the parameters (given and resolved), who ran it (user, host), when, from
   which git commit, the target and its context, each step with its start, end, observed
   metric values and decisions with their reasons, and the outcome; written when the run
-  starts (outcome ``running``) and again when it ends, so an interrupted run still shows;
+  starts (outcome ``running``, with the pid, host and start time of the process running it)
+  and again when it ends, so an interrupted run still shows;
 - ``timeline.csv`` and ``summary.json``: the record's timeline and summary;
 - ``traffic.png`` and ``pods.png``: the plots;
 - ``<runbook>.ipynb`` and ``<runbook>.html``: the executed notebook and an HTML copy
   without code cells.
 
 Everything is redacted (:mod:`deploysim.redact`) before it is written.
+
+The trail survives damage: a folder appears whole (made under a hidden temporary name, its
+first record written, then renamed into place, so two runs never share one); a record is
+replaced by rename, never rewritten in place; a reader names each damaged folder with the
+reason (:func:`load_record`, :func:`scan_runs`) and reads a ``running`` record whose process
+is gone as ``interrupted`` (:func:`deploysim.history.process_gone`), without rewriting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import platform
+import re
+import shutil
 import socket
+import stat
 import subprocess
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape as html_escape
 from pathlib import Path
@@ -30,8 +43,9 @@ from typing import Any
 
 import pandas as pd
 
+from deploysim.errors import DeploysimError
 from deploysim.record import Record, jsonable  # noqa: F401 - the trail writes with it
-from deploysim.redact import Redactor
+from deploysim.redact import Redactor, redact_text
 
 TRAIL_VERSION = 1
 TRAIL_KIND = "deploysim.run"
@@ -39,6 +53,35 @@ RECORD_MIMETYPE = "application/vnd.deploysim.record.v1+json"
 RECORD_FILE = "record.json"
 RUNNING = "running"
 ERROR = "error"
+#: how a reader shows a ``running`` record whose process is gone (the file is not rewritten)
+INTERRUPTED = "interrupted"
+#: a record larger than this is not read (the largest rehearsals write a few MB)
+MAX_RECORD_BYTES = 64 * 2**20
+#: the folder names :func:`run_name` makes
+RUN_NAME = re.compile(r"^\d{8}T\d{6}Z-.+-[0-9a-f]{6}$")
+TRAIL_FILES = ("timeline.csv", "summary.json", "traffic.png", "pods.png")
+
+
+class RunFolderExists(DeploysimError):
+    """A run folder's name is taken: two runs never share a folder."""
+
+
+class DamagedRun(DeploysimError):
+    """A run folder whose record cannot be read; the message names the folder and why."""
+
+    def __init__(self, folder: str | Path, why: str) -> None:
+        self.folder = Path(folder)
+        self.why = why
+        super().__init__(f"run folder {printable(folder)}: {why}")
+
+
+def printable(text: str | Path) -> str:
+    r"""A name on one line: control characters escaped.
+
+    >>> printable("runs/a\nb")
+    'runs/a\\nb'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def utc_now() -> datetime:
@@ -96,16 +139,79 @@ def environment() -> dict[str, Any]:
     return {"deploysim": __version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_json(path: Path, data: Any) -> Path:
-    """Write through a temporary file, so a reader never sees half a record."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n")
-    tmp.replace(path)
+    """Replace ``path`` by rename: written to a temporary file in the same folder, flushed to
+    disk, then ``os.replace``-d over it, so a reader (or a crash) sees the old file or the
+    new one, never half of one. On failure the temporary file is removed and ``path`` is as
+    it was."""
+    path = Path(path)
+    text = json.dumps(jsonable(data), indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        # O_EXCL: a name of its own; mode 0o666 less the umask, like the file it replaces
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
     return path
 
 
+def make_run_folder(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """Create ``folder`` whole: ``fill`` writes its first files into a hidden temporary folder
+    beside it, which is then renamed into place. Raises :class:`RunFolderExists` when the
+    name is taken (renaming onto another run's folder, never empty, fails too)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    taken = RunFolderExists(f"run folder {printable(folder)} already exists: a run folder belongs to one run")
+    if os.path.lexists(folder):
+        raise taken
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if os.path.lexists(folder):
+                raise taken from None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(folder.parent)
+    return folder
+
+
 def read_record(folder: str | Path) -> dict[str, Any]:
+    """The record as written, unchecked (see :func:`load_record` for a checked read)."""
     return json.loads((Path(folder) / RECORD_FILE).read_text())
+
+
+# --- the process that runs it ----------------------------------------------------------------
+
+
+def process_identity() -> dict[str, Any]:
+    """This process, as a running record names it: pid, host, and start time (so that a pid
+    the system gave to another process since is not taken for the run)."""
+    import psutil
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": psutil.Process().create_time()}
 
 
 # --- steps with what was observed ------------------------------------------------------------
@@ -167,8 +273,9 @@ def step_details(record: Record) -> list[dict[str, Any]]:
 # --- the executed notebook -------------------------------------------------------------------
 
 
-def export_notebook(source: str | Path, folder: str | Path, name: str, redactor: Redactor) -> dict[str, str]:
-    """A redacted copy of the executed notebook and an HTML copy without code cells.
+def export_notebook(source: str | Path | Any, folder: str | Path, name: str, redactor: Redactor) -> dict[str, str]:
+    """A redacted copy of the executed notebook (a path, or the notebook already read) and an
+    HTML copy without code cells.
 
     Returns the file names written, relative to ``folder``.
     """
@@ -176,7 +283,7 @@ def export_notebook(source: str | Path, folder: str | Path, name: str, redactor:
     from nbconvert import HTMLExporter
 
     folder = Path(folder)
-    nb = nbformat.read(str(source), as_version=4)
+    nb = nbformat.read(str(source), as_version=4) if isinstance(source, str | Path) else source
     clean = redactor.notebook(nb)
     ipynb = folder / f"{name}.ipynb"
     tmp = folder / f".{name}.ipynb.tmp"
@@ -202,24 +309,179 @@ _HTML_STYLE = (
 )
 
 
-# --- finding runs ----------------------------------------------------------------------------
+# --- reading the trail back: every damage named, none raised as a traceback ------------------
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
+def excerpt(value: Any, limit: int = 40) -> str:
+    """A short, redacted excerpt of a value read from a damaged record."""
+    text = json.dumps(value, default=str)
+    return redact_text(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _record_text(path: Path) -> str:
+    """record.json's text, or :class:`DamagedRun` saying why it cannot be had."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        why = "record.json is a broken symbolic link" if os.path.islink(path) else "no record.json"
+        raise DamagedRun(path.parent, why) from None
+    except OSError as exc:
+        raise DamagedRun(path.parent, f"record.json cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DamagedRun(path.parent, "record.json is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DamagedRun(path.parent, "record.json is not a regular file (a device, pipe or socket)")
+    if st.st_size > MAX_RECORD_BYTES:
+        raise DamagedRun(path.parent, f"record.json is {st.st_size / 2**20:.0f} MB, more than the "
+                                      f"{MAX_RECORD_BYTES // 2**20} MB a record may be")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise DamagedRun(path.parent, f"record.json cannot be read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise DamagedRun(path.parent, "record.json is empty")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DamagedRun(path.parent, f"record.json is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                                      f"{exc.start})") from None
+
+
+Check = Callable[[dict[str, Any]], str | None]
+
+
+def load_record(folder: str | Path, check: Check | None = None) -> dict[str, Any]:
+    """The record of a run folder, checked: raises :class:`DamagedRun` naming the folder and
+    what is wrong (missing, unreadable, not JSON, not a run record, or what ``check``, given
+    the data, says is wrong with it).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / RECORD_FILE).write_text('[{"version": 1, "kind": "deploysim.run"}]')
+    >>> load_record(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    deploysim.trail.DamagedRun: run folder ...: record.json holds an array, not an object
+    """
+    folder = Path(folder)
+    text = _record_text(folder / RECORD_FILE)
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise DamagedRun(folder, f"record.json is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                                 f"{exc.colno})") from None
+    except ValueError as exc:  # NaN, or an integer of thousands of digits
+        raise DamagedRun(folder, f"record.json is not valid JSON ({str(exc)[:80]})") from None
+    except RecursionError:
+        raise DamagedRun(folder, "record.json is nested too deeply to read") from None
+    if not isinstance(data, dict):
+        raise DamagedRun(folder, f"record.json holds {_JSON_TYPES.get(type(data), 'a value')}, not an object")
+    if data.get("kind") != TRAIL_KIND:
+        kind = f"kind {excerpt(data['kind'])}" if "kind" in data else "no kind"
+        raise DamagedRun(folder, f"record.json is not a deploysim run record ({kind}; expected {TRAIL_KIND!r})")
+    version = data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > TRAIL_VERSION:
+        raise DamagedRun(folder, f"record.json is version {version}, newer than this deploysim reads "
+                                 f"({TRAIL_VERSION}): upgrade deploysim")
+    if not isinstance(data.get("run"), dict):
+        raise DamagedRun(folder, "record.json: run: " + ("missing" if "run" not in data else
+                                                           f"got {excerpt(data['run'])}; expected an object"))
+    problem = check(data) if check else None
+    if problem:
+        raise DamagedRun(folder, problem)
+    return data
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A folder in the trail that is skipped, and why."""
+
+    folder: Path
+    why: str
+
+    def line(self) -> str:
+        return f"{printable(self.folder)}: {self.why}"
+
+
+def looks_like_run(folder: Path) -> bool:
+    """A folder named as :func:`run_name` names them, or holding a run's other files."""
+    return bool(RUN_NAME.match(folder.name)) or any(os.path.lexists(folder / f) for f in TRAIL_FILES)
+
+
+def read_entry(folder: Path, check: Check | None) -> tuple[str, Any]:
+    """(``"run"``, record) | (``"damaged"``, why) | (``"other"``, None) for one folder entry."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        if os.path.islink(folder):
+            return "damaged", "a broken symbolic link"
+        return "other", None  # gone since the folder was listed
+    except OSError as exc:
+        what = "a symbolic link that cannot be followed" if os.path.islink(folder) else "cannot be read"
+        return "damaged", f"{what} ({exc.strerror or exc})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "other", None
+    try:
+        os.lstat(folder / RECORD_FILE)
+    except FileNotFoundError:
+        return ("damaged", "no record.json") if looks_like_run(folder) else ("other", None)
+    except OSError as exc:
+        return "damaged", f"the folder cannot be read ({exc.strerror or exc})"
+    try:
+        return "run", load_record(folder, check)
+    except DamagedRun as exc:
+        return "damaged", exc.why
+
+
+def scan_runs(path: str | Path, check: Check | None = None) -> tuple[list[tuple[Path, dict[str, Any]]],
+                                                                     list[Damaged]]:
+    """The run folders in ``path`` (or ``path`` itself when it is one), oldest first, each with
+    its record; and the damaged ones (see :func:`load_record`), each with the reason it is
+    skipped. Hidden entries (a folder being created, a record being replaced) and files
+    beside the runs are not runs.
+    """
+    path = Path(path)
+    if os.path.lexists(path / RECORD_FILE) or looks_like_run(path):
+        kind, value = read_entry(path, check)
+        if kind != "other":
+            return ([(path, value)], []) if kind == "run" else ([], [Damaged(path, value)])
+    try:
+        names = sorted(os.listdir(path))
+    except (NotADirectoryError, FileNotFoundError):
+        return [], []
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    damaged: list[Damaged] = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        kind, value = read_entry(path / name, check)
+        if kind == "run":
+            runs.append((path / name, value))
+        elif kind == "damaged":
+            damaged.append(Damaged(path / name, value))
+    runs.sort(key=lambda r: (str(r[1]["run"].get("started_at") or ""), r[0].name))
+    return runs, damaged
 
 
 def is_run_folder(path: Path) -> bool:
-    if not (path / RECORD_FILE).is_file():
-        return False
+    """A folder whose record reads cleanly."""
     try:
-        return read_record(path).get("kind") == TRAIL_KIND
-    except (OSError, ValueError):
+        load_record(path)
+    except DamagedRun:
         return False
+    return True
 
 
 def find_runs(path: str | Path) -> list[Path]:
-    """Run folders in ``path`` (or ``path`` itself when it is one), oldest first."""
-    path = Path(path)
-    if is_run_folder(path):
-        return [path]
-    if not path.is_dir():
-        return []
-    runs = [p for p in path.iterdir() if p.is_dir() and is_run_folder(p)]
-    return sorted(runs, key=lambda p: (read_record(p)["run"].get("started_at") or "", p.name))
+    """Run folders in ``path`` (or ``path`` itself when it is one), oldest first; damaged
+    folders are left out (:func:`scan_runs` names them)."""
+    return [folder for folder, _ in scan_runs(path)[0]]

@@ -10,29 +10,12 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from trails import BAD, GOOD, make_run
 
 from deploysim.cli import main
-from deploysim.errors import RolloutNotPromoted
 from deploysim.history import diff_runs, list_runs, resolve_run
 from deploysim.runbooks import session
 from deploysim.trail import read_record
-
-BAD = {"candidate": {"error_rate": 0.05}}
-GOOD = {"candidate": {"error_rate": 0.001}}
-
-
-def make_run(name: str, params: dict, record_dir: Path) -> Path:
-    """One runbook run in-process (no notebook): validate, execute, record, close."""
-    run = session.validate_parameters(name, {"duration": "20m", "record_dir": str(record_dir), **params})
-    with redirect_stdout(io.StringIO()):
-        run.execute()
-        run.finish()
-        try:
-            run.close()
-        except RolloutNotPromoted:
-            pass
-    assert run.folder is not None
-    return run.folder
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,17 @@ post_incident.ipynb on a trail this suite produces.
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import nbformat
 import pytest
+from trails import BAD, make_run
 
 from deploysim import incident
-from deploysim.errors import RolloutNotPromoted
 from deploysim.runbooks import session
 from deploysim.trail import find_runs, read_record
 
@@ -42,17 +40,7 @@ def _nbval() -> subprocess.CompletedProcess:
 
 def _suite_trail(record_dir: Path) -> Path:
     """A rolling update of a bad candidate, run in-process: a trail with a non-zero recovery."""
-    run = session.validate_parameters("rolling", {"duration": "20m", "candidate": {"error_rate": 0.05},
-                                                  "record_dir": str(record_dir)})
-    with redirect_stdout(io.StringIO()):
-        run.execute()
-        run.finish()
-        try:
-            run.close()
-        except RolloutNotPromoted:
-            pass
-    assert run.folder is not None
-    return run.folder
+    return make_run("rolling", BAD, record_dir)
 
 
 def _post_incident(trail_dir: Path, out: Path) -> subprocess.CompletedProcess:

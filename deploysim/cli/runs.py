@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from deploysim.errors import EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from deploysim.history import format_rows, list_runs
+    """The runs that read cleanly; each damaged folder named on stderr, one line each."""
+    from deploysim.history import format_rows, list_runs_and_skipped
 
-    rows = list_runs(args.dir)
+    rows, skipped = list_runs_and_skipped(args.dir)
+    for damaged in skipped:
+        print(f"deploysim: skipped {damaged.line()}", file=sys.stderr)
     if not rows:
         print(f"no runs in {args.dir}/")
         return EXIT_OK

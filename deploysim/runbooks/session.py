@@ -49,7 +49,8 @@ from deploysim.trail import (
     git_info,
     iso,
     jsonable,
-    read_record,
+    make_run_folder,
+    process_identity,
     run_name,
     step_details,
     utc_now,
@@ -60,6 +61,8 @@ from deploysim.trail import (
 Decision = dict[str, Any]
 OnDecision = Callable[[Decision], None]
 PLOTS = ("traffic", "pods")
+#: the key of the output metadata that marks a notebook as one run's (its ``{"run": id}``)
+RUN_MARK = "deploysim"
 
 
 # --- validation: the first cell after the parameters -----------------------------------------
@@ -187,8 +190,14 @@ def _show_png(path: Path) -> None:
         display(Image(filename=str(path)))
 
 
-def _show_record(data: dict[str, Any], text: str) -> None:
-    """The structured result as a versioned mimetype, with the status as plain text."""
+def _show_trail(folder: Path) -> None:
+    """Where the audit trail is; in a notebook the output is marked with the run's id, so the
+    notebook copied into the trail is known to be this run's (:func:`notebook_not_this_run`)."""
+    _display({}, f"audit trail: {folder}/", metadata={RUN_MARK: {"run": folder.name}})
+
+
+def _display(bundle: dict[str, Any], text: str, metadata: dict[str, Any] | None = None) -> None:
+    """``bundle`` with ``text`` as its plain form in a notebook; ``text`` printed elsewhere."""
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -198,7 +207,46 @@ def _show_record(data: dict[str, Any], text: str) -> None:
     if get_ipython() is None:
         print(text)
         return
-    display({RECORD_MIMETYPE: data, "text/plain": text}, raw=True)
+    display({**bundle, "text/plain": text}, metadata=metadata or {}, raw=True)
+
+
+def notebook_runs(nb: Any) -> set[str]:
+    """The run ids the outputs of a notebook are marked with (see :func:`_show_trail`).
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+    ...     "display_data", data={"text/plain": "audit trail: runs/r1/"}, metadata={RUN_MARK: {"run": "r1"}})])])
+    >>> notebook_runs(nb)
+    {'r1'}
+    """
+    runs = set()
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            mark = (output.get("metadata") or {}).get(RUN_MARK) if isinstance(output, dict) else None
+            if isinstance(mark, dict) and isinstance(mark.get("run"), str):
+                runs.add(mark["run"])
+    return runs
+
+
+def notebook_not_this_run(nb: Any, run_id: str, source: Path) -> str | None:
+    """Why the notebook at ``source`` (papermill's output) is not run ``run_id``'s; None if it is.
+
+    >>> notebook_not_this_run({"cells": []}, "r1", Path("out.ipynb"))  # doctest: +ELLIPSIS
+    "the notebook at out.ipynb does not show this run's id (r1) yet..."
+    """
+    runs = notebook_runs(nb)
+    if run_id in runs:
+        return None
+    if runs:
+        return (f"the notebook at {source} is another run's ({', '.join(sorted(runs))}), not {run_id}'s: "
+                "two runs share papermill's output path; give each run an output path of its own")
+    return (f"the notebook at {source} does not show this run's id ({run_id}) yet (papermill saves a cell's "
+            "output when the cell ends, or another run writes there); papermill's own copy stays there")
+
+
+def _show_record(data: dict[str, Any], text: str) -> None:
+    """The structured result as a versioned mimetype, with the status as plain text."""
+    _display({RECORD_MIMETYPE: data}, text)
 
 
 # --- the runbook session ---------------------------------------------------------------------
@@ -225,6 +273,8 @@ class RunbookRun:
     error_exit_code: int | None = None
     _t0: float = 0.0
     _git: dict[str, Any] | None = None
+    _process: dict[str, Any] | None = None
+    _notebook: dict[str, Any] | None = None
     _files: dict[str, str] = field(default_factory=dict)
 
     # -- what will run
@@ -245,20 +295,25 @@ class RunbookRun:
 
     # -- the audit folder
     def start(self) -> Path:
-        """Create the audit folder and write record.json (outcome: running) before any step."""
+        """Create the audit folder and write record.json (outcome: running, with this process's
+        pid, host and start time) before any step; the folder appears with its record in it."""
         if self.folder is not None:
             return self.folder
         now = utc_now()
         env_dir = os.environ.get(ENV_RUN_DIR)
         folder = Path(env_dir) if env_dir else Path(self.params.record_dir) / run_name(self.runbook, now)
-        folder.mkdir(parents=True, exist_ok=False)
         self.folder = folder
         self.started_at = iso(now)
         self._t0 = time.perf_counter()
         # the code that runs: deploysim's own repository, else the folder the run started in
         self._git = git_info(repo_root()) or git_info(Path.cwd())
-        self._write_record()
-        print(f"audit trail: {folder}/")
+        self._process = process_identity()
+        try:
+            make_run_folder(folder, lambda tmp: self._write_record(into=tmp))
+        except BaseException:
+            self.folder = None
+            raise
+        _show_trail(folder)
         return folder
 
     def _run_section(self) -> dict[str, Any]:
@@ -284,6 +339,7 @@ class RunbookRun:
             else "seconds from the start of the run",
             "files": dict(self._files),
             "error": self.error,
+            "process": self._process,
         }
         if self.outcome and self.outcome.details:
             section.update(self.outcome.details)
@@ -292,12 +348,12 @@ class RunbookRun:
                                    "method": self.params.method, "reason": self.params.reason}
         return section
 
-    def _write_record(self, notebook: dict[str, Any] | None = None) -> None:
+    def _write_record(self, notebook: dict[str, Any] | None = None, into: Path | None = None) -> None:
         assert self.folder is not None
-        path = self.folder / RECORD_FILE
-        previous = read_record(self.folder) if path.exists() else {}
+        path = (into or self.folder) / RECORD_FILE
+        self._notebook = notebook or self._notebook
         data: dict[str, Any] = {"version": TRAIL_VERSION, "kind": TRAIL_KIND, "run": self._run_section()}
-        data["run"]["notebook"] = notebook or previous.get("run", {}).get("notebook")
+        data["run"]["notebook"] = self._notebook
         if self.record is not None:
             rec = self.record.to_dict()
             rec.pop("version", None)
@@ -399,7 +455,18 @@ class RunbookRun:
         if source.resolve() == target:
             files = {"ipynb": target.name}
         else:
-            files = export_notebook(source, self.folder, self.runbook, self.redactor)
+            import nbformat
+
+            try:  # read once: what is checked is what is copied
+                nb = nbformat.read(str(source), as_version=4)
+            except Exception as exc:  # noqa: BLE001 - half written, or not a notebook: not copied, and why
+                why: str | None = f"the notebook at {source} cannot be read ({type(exc).__name__})"
+            else:
+                why = notebook_not_this_run(nb, self.folder.name, source)
+            if why:  # the record keeps the warning; papermill's own notebook is where it was
+                self._write_record(notebook={"copied": False, "why": why})
+                return
+            files = export_notebook(nb, self.folder, self.runbook, self.redactor)
         self._write_record(notebook={"copied": True, **files, "complete": False,
                                      "note": "copied while its last cell ran; that cell's output is not in it"})
 
