@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from deploysim.errors import ScenarioError
-from deploysim.record import Record
+from deploysim.record import CAUGHT, Record
 from deploysim.scenario import STRATEGY_KINDS, Scenario, format_duration
 
 COLUMNS = ["strategy", "outcome", "rollout_seconds", "time_to_detect_seconds", "time_to_recover_seconds",
@@ -82,7 +82,7 @@ def outcomes(records: Sequence[Record]) -> str:
 def verdict(records: Sequence[Record]) -> str:
     """A few sentences: who caught the candidate, at what cost, and which strategy to prefer."""
     rows = [r.summary for r in records]
-    caught = [s for s in rows if s["outcome"] in ("rolled_back", "failed")]
+    caught = [s for s in rows if s["outcome"] in CAUGHT]
     lines = []
     if caught:
         lines.append("The candidate was rolled back by " + ", ".join(
@@ -90,7 +90,7 @@ def verdict(records: Sequence[Record]) -> str:
     promoted = [s for s in rows if s["outcome"] == "promoted"]
     if promoted:
         lines.append("Promoted by " + ", ".join(s["strategy"] for s in promoted) + ".")
-    other = [s for s in rows if s["outcome"] not in ("rolled_back", "failed", "promoted")]
+    other = [s for s in rows if s["outcome"] not in (*CAUGHT, "promoted")]
     for s in other:
         lines.append(f"{s['strategy']} ended {s['outcome']}.")
     # the cost users pay is failed requests caused by the rollout; ties go to fewer pod-seconds

@@ -26,6 +26,7 @@ code   name                    when
 from __future__ import annotations
 
 import builtins
+import reprlib
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -46,6 +47,10 @@ class DeploysimError(Exception):
 
 
 EXCERPT = 80  # the most of a value an error message shows
+_short_repr = reprlib.Repr()  # (Python 3.11 takes no keywords here)
+_short_repr.maxlevel, _short_repr.maxstring, _short_repr.maxother = 4, 400, 400
+_short_repr.maxlist = _short_repr.maxdict = 20
+_short_repr.maxlong = 100
 
 
 def excerpt(value: object, limit: int = EXCERPT) -> str:
@@ -53,16 +58,17 @@ def excerpt(value: object, limit: int = EXCERPT) -> str:
 
     >>> shown = excerpt("x" * 500)
     >>> len(shown) <= 80, shown[-16:]
-    (True, '(502 characters)')
+    (True, '(500 characters)')
     >>> excerpt({"token": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"})
     "{'token': '[REDACTED]'}"
     """
-    from deploysim.redact import redact_text  # redact imports nothing of the errors
+    from deploysim.redact import excerpt_text  # redact imports nothing of the errors
 
-    shown = redact_text(repr(value))
-    if len(shown) <= limit:
-        return shown
-    return f"{shown[:limit - 20]}… ({len(shown)} characters)"
+    # cut first (reprlib never walks a deep or huge value whole), redact, then cut to size
+    shown = _short_repr.repr(value)
+    size = f" ({len(value)} characters)" if isinstance(value, str) and len(shown) > limit else ""
+    cut = excerpt_text(shown, limit - len(size))
+    return f"{cut}{size}"
 
 
 class ScenarioError(DeploysimError):

@@ -11,6 +11,7 @@ deploysim.errors.ScenarioError: faults.7.at: got 7; an index of the 0 items ther
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _parse_scalar(text: str) -> Any:
 
 def _index(key: str, part: str, items: list[Any]) -> int:
     """A list index in an override: an item that exists, or one past the end (a new item)."""
-    if not part.isdigit():
+    if not re.fullmatch(r"[0-9]+", part):  # str.isdigit would take "²"
         raise ScenarioError(key, part, "expected a list index (0, 1, ...)")
     idx = int(part)
     if idx > len(items):
@@ -52,7 +53,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         parts = key.strip().split(".")
         node: Any = data
         for i, part in enumerate(parts[:-1]):
-            nxt_is_index = parts[i + 1].isdigit()
+            nxt_is_index = re.fullmatch(r"[0-9]+", parts[i + 1]) is not None
             if isinstance(node, list):
                 node = node[_index(key, part, node)]
                 continue

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploysim.controller import OUTCOME_INCOMPLETE, OUTCOME_INCONCLUSIVE, OUTCOME_PAUSED, Decision
+from deploysim.controller import (
+    ABORTING,
+    OUTCOME_INCOMPLETE,
+    OUTCOME_INCONCLUSIVE,
+    OUTCOME_PAUSED,
+    Decision,
+)
 from deploysim.plan import Plan
 from deploysim.scenario import Scenario
 
@@ -132,6 +138,9 @@ TIMELINE_DECISIONS = ("start", "step", "abort", "promote", "pause", "resume", "c
 
 
 OUTCOME_ROLLING_BACK = "rolling_back"  # an abort decided, still under way when the run ended
+# the outcomes of a candidate caught: an abort decided, whether or not the stable version was
+# back when the time ran out
+CAUGHT = ("rolled_back", "failed", OUTCOME_ROLLING_BACK)
 
 
 def outcome_of(status: dict[str, Any]) -> str:
@@ -146,7 +155,7 @@ def outcome_of(status: dict[str, Any]) -> str:
     """
     if status.get("outcome") is not None:
         return status["outcome"]
-    if status.get("phase") == "Aborting":
+    if status.get("phase") == ABORTING:
         return OUTCOME_ROLLING_BACK
     if status.get("phase") != "Paused":
         return OUTCOME_INCOMPLETE

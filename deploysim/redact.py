@@ -29,7 +29,7 @@ from deploysim.redaction.entropy import entropy, looks_random
 from deploysim.redaction.names import is_secret_name
 from deploysim.redaction.redactor import BINARY_MIMETYPES, MIN_LITERAL, Redactor, encodings
 from deploysim.redaction.spans import REDACTED
-from deploysim.redaction.text import find_secrets, redact_text, secret_spans
+from deploysim.redaction.text import excerpt_text, find_secrets, redact_text, secret_spans
 
 __all__ = [
     "BINARY_MIMETYPES",
@@ -38,6 +38,7 @@ __all__ = [
     "Redactor",
     "encodings",
     "entropy",
+    "excerpt_text",
     "find_secrets",
     "is_secret_name",
     "looks_random",

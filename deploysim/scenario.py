@@ -324,11 +324,12 @@ class Scenario(_Model):
     def _approve(cls, value: Any) -> str:
         if value in ("auto", "never"):
             return value
+        text = str(value)  # kept as written; a number is read as seconds
         try:
-            seconds = parse_duration(value)
+            parse_duration(text)
         except ValueError:
             raise ValueError("must be auto, never, or a duration like 10m") from None
-        return format_duration(seconds)  # written back as a duration that reads the same
+        return text
 
     @model_validator(mode="after")
     def _bounded(self) -> Scenario:

@@ -19,10 +19,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from deploysim.analysis.judges import get_judge
+from deploysim.record import CAUGHT
 from deploysim.scenario import Scenario
 from deploysim.sim import rehearse
 
-ROLLED_BACK = ("rolled_back", "failed")
+ROLLED_BACK = CAUGHT
 
 
 def _one(job: tuple[dict[str, Any], int, str, str]) -> dict[str, Any]:

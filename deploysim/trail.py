@@ -45,7 +45,8 @@ import pandas as pd
 
 from deploysim.errors import DeploysimError
 from deploysim.record import Record, jsonable  # noqa: F401 - the trail writes with it
-from deploysim.redact import Redactor, redact_text
+from deploysim.redact import Redactor, excerpt_text
+from deploysim.redaction.text import EXCERPT_SCAN
 
 TRAIL_VERSION = 1
 TRAIL_KIND = "deploysim.run"
@@ -318,8 +319,7 @@ _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a num
 
 def excerpt(value: Any, limit: int = 40) -> str:
     """A short, redacted excerpt of a value read from a damaged record."""
-    text = json.dumps(value, default=str)
-    return redact_text(text if len(text) <= limit else text[:limit] + "…")
+    return excerpt_text(json.dumps(value, default=str)[:EXCERPT_SCAN], limit)
 
 
 def _no_constant(name: str) -> None:

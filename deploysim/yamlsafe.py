@@ -58,48 +58,65 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def expanded_size(node: yaml.Node, limit: int = MAX_NODES) -> int:
-    """How many values ``node`` holds once every alias is expanded, counted without expanding
-    (a shared node is measured once), capped at ``limit + 1``.
+def expanded_size(node: yaml.Node, limit: int = MAX_NODES) -> tuple[int, int]:
+    """How many values ``node`` holds once every alias is expanded, and how deep it is then,
+    counted without expanding (a shared node is measured once); the count is capped at
+    ``limit + 1``. Aliases can nest a value deeper than it is written.
 
     >>> expanded_size(yaml.compose("[1, [2, 3]]"))
-    5
+    (5, 3)
+    >>> expanded_size(yaml.compose("a: &a [[1]]\\nb: [[*a]]"))
+    (11, 6)
     """
-    sizes: dict[int, int] = {}
+    sizes: dict[int, tuple[int, int]] = {}
 
-    def size(n: yaml.Node) -> int:
+    def size(n: yaml.Node) -> tuple[int, int]:
         key = id(n)
         if key not in sizes:
-            sizes[key] = 1  # a cycle (not possible in YAML from text) counts once
-            if isinstance(n, yaml.SequenceNode):
-                total = 1 + sum(size(child) for child in n.value)
-            elif isinstance(n, yaml.MappingNode):
-                total = 1 + sum(size(k) + size(v) for k, v in n.value)
-            else:
-                total = 1
-            sizes[key] = min(total, limit + 1)
+            sizes[key] = (1, 1)  # a cycle (not possible in YAML from text) counts once
+            children = ([c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode)
+                        else n.value if isinstance(n, yaml.SequenceNode) else [])
+            measured = [size(child) for child in children]
+            total = 1 + sum(m[0] for m in measured)
+            depth = 1 + max((m[1] for m in measured), default=0)
+            sizes[key] = (min(total, limit + 1), depth)
         return sizes[key]
 
     return size(node)
 
 
-def _documents(text: str) -> Iterator[Any]:
+def _documents(text: str, construct: bool = True) -> Iterator[Any]:
+    if len(text) > MAX_BYTES:
+        raise YamlLimitError(f"longer than {MAX_BYTES // (1024 * 1024)} MB")
     loader = _BoundedLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
-            if expanded_size(node) > MAX_NODES:
+            count, depth = expanded_size(node)
+            if count > MAX_NODES:
                 raise YamlLimitError(f"expands to more than {MAX_NODES} values through its aliases "
                                      "(&anchor / *alias)")
-            yield loader.construct_document(node)
+            if depth > MAX_DEPTH:
+                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels through its aliases "
+                                     "(&anchor / *alias)")
+            yield loader.construct_document(node) if construct else node
     finally:
         loader.dispose()
 
 
+def check(text: str) -> None:
+    """Raise :class:`YamlLimitError` (or a YAML error) if ``text`` is past a bound, for text
+    another loader will read (papermill's, which keeps dates as strings).
+
+    >>> check("a: [1, 2]"), check("a: &a [1]\\nb: *a")
+    (None, None)
+    """
+    for _ in _documents(text, construct=False):
+        pass
+
+
 def load(text: str) -> Any:
     """One YAML document within the bounds (None for an empty one)."""
-    if len(text) > MAX_BYTES:
-        raise YamlLimitError(f"longer than {MAX_BYTES // (1024 * 1024)} MB")
     docs = _documents(text)
     first = next(docs, None)
     if next(docs, None) is not None:
@@ -109,8 +126,6 @@ def load(text: str) -> Any:
 
 def load_all(text: str) -> Iterator[Any]:
     """Every document of a YAML stream within the bounds."""
-    if len(text) > MAX_BYTES:
-        raise YamlLimitError(f"longer than {MAX_BYTES // (1024 * 1024)} MB")
     yield from _documents(text)
 
 

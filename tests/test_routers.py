@@ -201,7 +201,9 @@ def blue_green(api: FakeAPI) -> tuple[ServiceSelectorRouter, list[tuple]]:
 
 @pytest.mark.parametrize(
     ("weight", "active", "preview", "observed"),
-    [(0, "blue", "green", 0.0), (50, "blue", "green", 0.0), (99, "blue", "green", 0.0),
+    # a share between (a Flagger promotion) moves users to the candidate's colour: a selector
+    # cannot split, and the stable colour is the one being scaled down
+    [(0, "blue", "green", 0.0), (50, "green", "blue", 100.0), (99, "green", "blue", 100.0),
      (100, "green", "blue", 100.0)],
 )
 def test_blue_green_switch_moves_the_selectors(weight, active, preview, observed) -> None:

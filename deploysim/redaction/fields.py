@@ -56,6 +56,9 @@ _BARE_AFTER_COLON = re.compile(r"(?:(?!\\[nrt])[^\n\r,\"'}\]`])+")
 _WORD = re.compile(r"(?:(?!\\[\"'nrt])[^\s\"',;`])+")
 _YAML_TAG = re.compile(r"(?:![\w!/:.-]*|&[\w-]+)[ \t]+(?=\S)")
 _LINE_END = re.compile(r"[\r\n]|\\[nr]")
+# the most of a value read after its name (and of its line read before it): each look is
+# bounded, so a long line with many names costs time in proportion to its length
+MAX_VALUE = 4096
 
 
 def _quoted(text: str, start: int) -> Span:
@@ -174,14 +177,15 @@ def value_spans(text: str, start: int, separator: str = ":", name: str = "") -> 
     elif c in "{[(&*!#\r\n":
         return []
     else:
-        line = _LINE_END.search(text, start)
-        s, e = start, (line.start() if line else len(text))
+        stop = min(len(text), start + MAX_VALUE)
+        line = _LINE_END.search(text, start, stop)
+        s, e = start, (line.start() if line else stop)
         if "cookie" in name_words(name):
             return _cookie_spans(text, s, e, name)
         scheme = _scheme_spans(text, s, e, name)
         if scheme is not None:
             return scheme
-        bare = (_BARE_AFTER_COLON if separator == ":" else _BARE_AFTER_EQUALS).match(text, start)
+        bare = (_BARE_AFTER_COLON if separator == ":" else _BARE_AFTER_EQUALS).match(text, start, e)
         value = bare.group(0).rstrip() if bare else ""
         return [] if not value or _HARMLESS.fullmatch(value) else [(start, start + len(value))]
     if "cookie" in name_words(name):
@@ -207,8 +211,9 @@ def _phrase_value(text: str, start: int) -> Span | None:
 def _starts_line(text: str, start: int) -> bool:
     """Only indentation, a list dash or a quote stand between ``start`` and the line's start
     (a real line break or an escaped one)."""
-    escaped = text.rfind("\\n", 0, start)
-    begin = max(text.rfind("\n", 0, start) + 1, escaped + 2 if escaped != -1 else 0)
+    window = max(0, start - MAX_VALUE)
+    escaped = text.rfind("\\n", window, start)
+    begin = max(text.rfind("\n", window, start) + 1, escaped + 2 if escaped != -1 else 0, window)
     return not text[begin:start].strip(" \t-\"'{,")
 
 

@@ -62,6 +62,20 @@ def find_secrets(text: str) -> list[str]:
     return span_texts(text, secret_spans(text))
 
 
+EXCERPT_SCAN = 10_000  # an excerpt redacts at most this much of a text (the cost grows with it)
+
+
+def excerpt_text(text: str, limit: int = 60) -> str:
+    """``text`` redacted, then cut to ``limit`` characters: a secret is hidden before the cut,
+    so no part of it shows (only the first :data:`EXCERPT_SCAN` characters are read).
+
+    >>> excerpt_text("{prometheus_token: ghp_" + "a1B2c3D4" * 5 + ", candidate: {error_rate: 0.05}", 40)
+    '{prometheus_token: [REDACTED], candidat…'
+    """
+    clean = redact_text(text[:EXCERPT_SCAN])
+    return clean if len(clean) <= limit and len(text) <= EXCERPT_SCAN else clean[:limit - 1] + "…"
+
+
 def redact_text(text: str, literals: Iterable[str] = ()) -> str:
     """``text`` with every secret part replaced by ``[REDACTED]``; ``literals`` are replaced
     wherever they appear.

@@ -20,12 +20,19 @@ from deploysim.routers.names import Note, RouteNames, ignore
 
 
 def active_slot(weight: float, stable_slot: str, candidate_slot: str) -> str:
-    """The colour users reach at ``weight``: all or nothing.
+    """The colour users reach at ``weight``: all or nothing, the candidate's from any weight
+    above 0.
+
+    A blue-green switch asks for 100 and an abort for 0. Between them only a Flagger
+    promotion asks (the primary rolling under its Service, the candidate's share growing with
+    its new ready pods, as the simulator draws it); a selector cannot split, and the colour
+    being scaled down is the stable one, so users move to the candidate's colour, which holds
+    the canary's full set of ready pods, at the first share above 0.
 
     >>> [active_slot(w, "blue", "green") for w in (0, 25, 99.9, 100)]
-    ['blue', 'blue', 'blue', 'green']
+    ['blue', 'green', 'green', 'green']
     """
-    return candidate_slot if weight >= 100 else stable_slot
+    return candidate_slot if weight > 0 else stable_slot
 
 
 class ServiceSelectorRouter:

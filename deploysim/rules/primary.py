@@ -3,7 +3,8 @@
 When a canary passes its last check, Flagger's ``runCanary`` (pkg/controller/scheduler.go)
 calls ``Promote``: the primary Deployment takes the canary's pod template, so Kubernetes
 rolls the primary's pods to the new version under the primary's own maxSurge /
-maxUnavailable, while the canary keeps its weight. At each later tick ``IsPrimaryReady``
+maxUnavailable, while the routes stay as they are (a progressive canary keeps its weight;
+A/B testing its matched users; a mesh's blue/green all of them). At each later tick ``IsPrimaryReady``
 (pkg/canary/deployment_ready.go) holds the promotion until that roll is done; then traffic
 goes back to the primary and the canary is scaled to zero.
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploysim import yamlsafe
 from deploysim.errors import EXIT_NOT_PROMOTED, EXIT_OK, ParameterError, exit_code_named
-from deploysim.redact import Redactor, redact_text
+from deploysim.redact import Redactor, excerpt_text
 from deploysim.runbooks.parameters import PARAMETER_MODELS, RUNBOOKS
 from deploysim.trail import RECORD_FILE, RUNNING, export_notebook, read_record, run_name, write_json
 
@@ -186,16 +187,23 @@ def collect_parameters(files: Iterable[str] = (), yaml_texts: Iterable[str] = ()
     """
     import yaml
     from papermill.cli import _resolve_type
-    from papermill.iorw import NoDatesSafeLoader, read_yaml_file
+    from papermill.iorw import NoDatesSafeLoader
 
     parameters: dict[str, Any] = {}
     for file in files:
         try:
-            parameters.update(read_yaml_file(file) or {})
-        except (OSError, yaml.YAMLError) as exc:
-            raise ParameterError(f"-f {file}: cannot read YAML parameters ({_yaml_problem(exc)})") from None
+            text = yamlsafe.read_text(file)
+            yamlsafe.check(text)  # within bounds before papermill's loader expands it
+            loaded = yaml.load(text, Loader=NoDatesSafeLoader) or {}  # noqa: S506 - a safe loader
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            why = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+            raise ParameterError(f"-f {file}: cannot read YAML parameters ({why})") from None
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"-f {file}: expected a mapping of parameter names to values")
+        parameters.update(loaded)
     for text in yaml_texts:
         try:
+            yamlsafe.check(text)
             loaded = yaml.load(text, Loader=NoDatesSafeLoader) or {}  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
             raise ParameterError(f"-y {excerpt(text)!r}: not valid YAML ({_yaml_problem(exc)})") from None
@@ -210,14 +218,8 @@ def collect_parameters(files: Iterable[str] = (), yaml_texts: Iterable[str] = ()
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """``text`` redacted, then cut to ``limit`` characters: a secret is hidden before the cut,
-    so no part of it shows.
-
-    >>> excerpt("{prometheus_token: ghp_" + "a1B2c3D4" * 5 + ", candidate: {error_rate: 0.05}", 40)
-    '{prometheus_token: [REDACTED], candidat…'
-    """
-    clean = redact_text(text)
-    return clean if len(clean) <= limit else clean[:limit - 1] + "…"
+    """``text`` redacted, then cut to ``limit`` characters (:func:`~deploysim.redact.excerpt_text`)."""
+    return excerpt_text(text, limit)
 
 
 def _yaml_problem(exc: BaseException) -> str:

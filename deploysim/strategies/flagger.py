@@ -30,7 +30,7 @@ back to the primary (``stepWeightPromotion`` per tick, or all at once; the kuber
 has nothing to route) and sets Finalising; the tick after scales the canary to zero (Succeeded).
 
 The plan says this in the shared vocabulary: ``SetCanaryScale(100)`` (full-size canary) or
-``ScaleCandidate``, ``Pause(interval)`` for tick 1, an ``Analyze`` that needs one passing
+``ScaleCandidate``, ``Pause(interval, tick=interval)`` for tick 1, an ``Analyze`` that needs one passing
 measurement per weight (``count_successes``) or ``iterations`` of them, whose failed checks
 come out of one budget shared over the rollout (``failure_budget``, limit ``threshold - 1``),
 and the promotion ticks. ``Promote`` is ``PromotePrimary`` in every strategy: the primary
@@ -234,7 +234,8 @@ def flagger_plan(
                                   progress_deadline_abort=True, min_ready_seconds=min_ready_seconds)
     if skip_analysis:
         # promoted at tick 1 without analysis: the primary rolls to the new template
-        return Plan(strategy="rolling", steps=(steps.Pause(interval), steps.RollingUpdate()), routing="replica_ratio",
+        return Plan(strategy="rolling", steps=(steps.Pause(interval, tick=interval), steps.RollingUpdate()),
+                    routing="replica_ratio",
                     max_surge=max_surge, max_unavailable=max_unavailable, **common)
     spec = AnalysisSpec(name=name, interval=interval, count=1, failure_limit=max(threshold, 1) - 1,
                         consecutive_error_limit=max(threshold, 1), judge=judge, checks=tuple(checks),

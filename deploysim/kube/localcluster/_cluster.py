@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -137,8 +138,10 @@ def up(
                 "'prometheus' is not on PATH; install it with 'bash k8s/setup.sh'"
             )
         # kwokctl and we pick free ports moments before the components bind them; another
-        # cluster starting at the same time can grab one in between. Try again then.
-        attempts = 1 if api_port and (prometheus_port or not prometheus) else 3
+        # cluster starting at the same time can grab one in between. kwokctl scans for free
+        # ports in the same order every time, so two clusters started together would collide
+        # again in step: try again after a random wait, which puts them out of step.
+        attempts = 1 if api_port and (prometheus_port or not prometheus) else 5
         deadline = time.monotonic() + timeout
         for attempt in range(attempts):
             try:
@@ -149,6 +152,7 @@ def up(
             except ClusterStartError as e:
                 if attempt + 1 == attempts or "address already in use" not in str(e).lower():
                     raise
+                time.sleep(random.SystemRandom().uniform(1.0, 4.0 * (attempt + 1)))
     raise AssertionError("unreachable")
 
 
