@@ -387,8 +387,9 @@ def test_start_errors_are_one_readable_line():
 
 def test_a_port_taken_between_pick_and_bind_is_tried_again(cluster, tmp_path):
     """kwokctl picks free ports moments before the components bind them; a cluster starting
-    beside it can take one in between. That start is tried again with fresh ports (here an
-    etcd that always finds its port taken: three attempts, then one line saying so)."""
+    beside it can take one in between. That start is tried again with fresh ports after a
+    random wait (here an etcd that always finds its port taken: five attempts, then one line
+    saying so)."""
     for binary in localcluster.BINARIES:
         (tmp_path / binary).symlink_to(cluster.bin_dir / binary)
     (tmp_path / "etcd").unlink()
@@ -406,5 +407,5 @@ def test_a_port_taken_between_pick_and_bind_is_tried_again(cluster, tmp_path):
     with pytest.raises(localcluster.ClusterStartError) as caught:
         localcluster.up(nodes=1, name=name, bin_dir=tmp_path, timeout=120)
     assert "etcd exited during start-up: a port it was given was taken" in str(caught.value)
-    assert len(attempts.read_text().split()) == 3
+    assert len(attempts.read_text().split()) == 5
     assert not localcluster.state_dir(name).exists()
