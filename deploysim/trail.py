@@ -150,12 +150,16 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_json(path: Path, data: Any) -> Path:
+    """``data`` as JSON in ``path``, replaced by rename (:func:`write_text`)."""
+    return write_text(path, json.dumps(jsonable(data), indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
     """Replace ``path`` by rename: written to a temporary file in the same folder, flushed to
     disk, then ``os.replace``-d over it, so a reader (or a crash) sees the old file or the
     new one, never half of one. On failure the temporary file is removed and ``path`` is as
     it was."""
     path = Path(path)
-    text = json.dumps(jsonable(data), indent=2) + "\n"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # O_EXCL: a name of its own; mode 0o666 less the umask, like the file it replaces
@@ -286,10 +290,8 @@ def export_notebook(source: str | Path | Any, folder: str | Path, name: str, red
     folder = Path(folder)
     nb = nbformat.read(str(source), as_version=4) if isinstance(source, str | Path) else source
     clean = redactor.notebook(nb)
-    ipynb = folder / f"{name}.ipynb"
-    tmp = folder / f".{name}.ipynb.tmp"
-    nbformat.write(clean, str(tmp))
-    tmp.replace(ipynb)
+    text = nbformat.writes(clean)
+    write_text(folder / f"{name}.ipynb", text if text.endswith("\n") else text + "\n")  # as nbformat.write
     # the "basic" template without its 300 kB of JupyterLab CSS: a trail stays small, and a
     # page of text, tables and plots reads well with a few lines of style
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
@@ -299,7 +301,7 @@ def export_notebook(source: str | Path | Any, folder: str | Path, name: str, red
     page = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n"
             f"<style>{_HTML_STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
     (folder / f"{name}.html").write_text(redactor.text_literals(page))
-    return {"ipynb": ipynb.name, "html": f"{name}.html"}
+    return {"ipynb": f"{name}.ipynb", "html": f"{name}.html"}
 
 
 _HTML_STYLE = (

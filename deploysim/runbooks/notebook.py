@@ -33,7 +33,15 @@ from deploysim import yamlsafe
 from deploysim.errors import EXIT_NOT_PROMOTED, EXIT_OK, ParameterError, exit_code_named
 from deploysim.redact import Redactor, excerpt_text
 from deploysim.runbooks.parameters import PARAMETER_MODELS, RUNBOOKS
-from deploysim.trail import RECORD_FILE, RUNNING, export_notebook, read_record, run_name, write_json
+from deploysim.trail import (
+    RECORD_FILE,
+    RUNNING,
+    export_notebook,
+    read_record,
+    run_name,
+    write_json,
+    write_text,
+)
 
 # environment set by `deploysim run` for the kernel: the run folder and the output notebook
 ENV_RUN_DIR = "DEPLOYSIM_RUN_DIR"
@@ -269,10 +277,7 @@ class RedactingHandler:
         papermill_meta = nb.metadata.get("papermill", {})
         if str(papermill_meta.get("output_path", "")).startswith(REDACTED_SCHEME):
             papermill_meta["output_path"] = str(target)  # where it is, as the reader sees it
-        clean = nbformat.writes(nb)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(clean, encoding="utf-8")
-        tmp.replace(target)
+        write_text(target, nbformat.writes(nb))
 
     @classmethod
     def pretty_path(cls, path: str) -> str:
@@ -347,9 +352,7 @@ def _redact_file(path: Path) -> None:
         return
     clean = json.dumps(Redactor().data(data), indent=1) + "\n"
     if clean != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(clean, encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, clean)
 
 
 @dataclass
