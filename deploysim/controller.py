@@ -127,7 +127,7 @@ def reconcile(plan: Plan, status: dict[str, Any] | None, obs: Observation) -> Re
 
     _take_measurements(c)
     if s["phase"] != ABORTING and obs.abort_requested:
-        _abort(c, "abort requested by a person", OUTCOME_ROLLED_BACK)
+        _abort(c, obs.abort_reason, OUTCOME_ROLLED_BACK)
     if s["phase"] != ABORTING and obs.progress_deadline_exceeded and plan.progress_deadline_abort:
         if s["phase"] != PAUSED:  # Kubernetes does not check the deadline while paused
             _abort(c, "ProgressDeadlineExceeded: the rollout made no progress in time", OUTCOME_FAILED)

@@ -10,6 +10,14 @@ asked for is the controller's: a SetWeight step completes only on the observed w
 simulator runs it as a SimPy process (its wait is an event), the cluster runner with
 :func:`run_blocking` (its wait blocks and returns ``None``).
 
+A world that can be out of reach (a cluster whose API stopped answering) names the errors
+that mean so (``Drive.transient``). A pass cut short by one commits nothing: its status,
+decisions and a person's marks are kept back, the loop looks again every
+:data:`OUTAGE_RETRY_SECONDS`, and the first pass that gets through observes afresh before it
+acts, so nothing is done on what was seen before the outage. Past ``Drive.outage_limit``
+seconds out of reach the run rolls back as soon as the world answers again. Each outage is
+in the decision log (``outage``, ``recovered``) and in ``Drive.outages``.
+
 >>> from deploysim.plan import Pause, Plan
 >>> class Clock:
 ...     t = 0.0
@@ -44,6 +52,9 @@ from deploysim.controller import (
 )
 from deploysim.plan import AnalysisSpec, Plan
 from deploysim.providers import MetricProvider
+
+#: How often the loop looks again while its world is out of reach.
+OUTAGE_RETRY_SECONDS = 2.0
 
 
 class World(Protocol):
@@ -97,6 +108,12 @@ class Drive:
     seconds_acting: float = 0.0  # observe, reconcile, apply, save: the loop's own time
     seconds_measuring: float = 0.0
     timed_out: bool = False
+    # errors that mean the world is out of reach for now (wait, look again), not a failure
+    transient: Callable[[BaseException], bool] | None = None
+    outage_limit: float | None = None  # seconds out of reach after which the run rolls back
+    reach: str = "the world"  # what was out of reach, as the decisions name it
+    outages: list[dict[str, Any]] = field(default_factory=list)  # start, end, seconds, step, reason
+    attempted: dict[str, Any] | None = None  # the status of a pass the world failed, not committed
 
     @property
     def done(self) -> bool:
@@ -155,48 +172,72 @@ def drive(
     plan = run.plan
     measurements: dict[str, Measurement] = {}
     paused_since: float | None = run.status.get("paused_at") if run.status["phase"] == PAUSED else None
+    held = Requests()  # a person's marks taken in a pass that did not get through
     while True:
         t_pass = time.perf_counter()
         measuring = 0.0
         now = world.now()
-        asked = store.requests(run.status["phase"]) if store is not None else Requests()
-        approved = _approved(run, now, paused_since, asked)
-        by_rule = approved and not asked.promote and _inconclusive_waits(run)
-        obs = dataclasses.replace(
-            world.observe(),
-            measurements=measurements,
-            promote_requested=approved,
-            abort_requested=asked.abort,
-        )
-        result = reconcile(plan, run.status, obs)
+        try:
+            asked = store.requests(run.status["phase"]) if store is not None else Requests()
+            asked = held = Requests(promote=asked.promote or held.promote, abort=asked.abort or held.abort)
+            approved = _approved(run, now, paused_since, asked)
+            by_rule = approved and not asked.promote and _inconclusive_waits(run)
+            obs = dataclasses.replace(
+                world.observe(),
+                measurements=measurements,
+                promote_requested=approved,
+                abort_requested=asked.abort or _outage_abort(run),
+            )
+            if _outage_abort(run) and not asked.abort:
+                o = run.outages[-1]
+                obs = dataclasses.replace(obs, abort_reason=(
+                    f"{run.reach} did not answer for {now - o['start']:.0f}s from t={o['start']:.0f}s (outage limit "
+                    f"{run.outage_limit:g}s): rolled back rather than going on from what was seen before"))
+            result = reconcile(plan, run.status, obs)
+            run.attempted = result.status
+            decisions = _explained(result.decisions, by_rule)
+            if decisions:
+                world.mark(decisions)
+            measured: dict[str, Measurement] = {}
+            for action in result.actions:
+                if action.kind == "measure":
+                    a = action.args
+                    t_measure = time.perf_counter()
+                    measured[a["analysis"]] = _measure(provider, a["start"], a["end"], plan.analysis(a["analysis"]))
+                    measuring += time.perf_counter() - t_measure
+                else:
+                    world.apply(action)
+        except Exception as exc:
+            if run.transient is None or not run.transient(exc):
+                raise
+            _out_of_reach(run, now, exc, "pass")
+            if run.limit is not None and now >= run.limit:
+                run.timed_out = True
+                return
+            yield world.wait_until(now + OUTAGE_RETRY_SECONDS)
+            continue
+        # the pass got through: it is what happened
+        held, run.attempted = Requests(), None
+        _back_in_reach(run, now, "pass")
         run.status = result.status
-        if by_rule:
-            result = dataclasses.replace(result, decisions=[
-                dataclasses.replace(d, reason=f"{d.reason}; passed by approve_inconclusive, not by a person")
-                if d.kind == "resume" else d for d in result.decisions])
         if run.status["phase"] == PAUSED:
             if paused_since is None:
                 paused_since = now  # a gate's clock starts when the rollout pauses
                 run.status = {**run.status, "paused_at": now}
         else:
             paused_since = None
-        for d in result.decisions:
-            run.decisions.append(d)
-            if run.on_decision is not None:
-                run.on_decision(d)
-        if result.decisions:
-            world.mark(result.decisions)
-        measurements = {}
-        for action in result.actions:
-            if action.kind == "measure":
-                a = action.args
-                t_measure = time.perf_counter()
-                measurements[a["analysis"]] = _measure(provider, a["start"], a["end"], plan.analysis(a["analysis"]))
-                measuring += time.perf_counter() - t_measure
-            else:
-                world.apply(action)
+        for d in decisions:
+            _log(run, d)
+        measurements = measured
         if store is not None:
-            store.save(run.status)
+            try:
+                store.save(run.status)
+            except Exception as exc:  # done, but not written down: the next pass saves it
+                if run.transient is None or not run.transient(exc):
+                    raise
+                _out_of_reach(run, now, exc, "save")
+            else:
+                _back_in_reach(run, now, "save")
         run.passes += 1
         run.seconds_measuring += measuring
         run.seconds_acting += time.perf_counter() - t_pass - measuring
@@ -208,6 +249,58 @@ def drive(
         if measurements or result.actions:
             continue  # act on what was just measured or changed, at the same instant
         yield world.wait_until(_wake(run, result.requeue_at, paused_since))
+
+
+def _log(run: Drive, d: Decision) -> None:
+    run.decisions.append(d)
+    if run.on_decision is not None:
+        run.on_decision(d)
+
+
+def _explained(decisions: list[Decision], by_rule: bool) -> list[Decision]:
+    """The pass's decisions, saying so where a rule, not a person, resumed the rollout."""
+    return [dataclasses.replace(d, reason=f"{d.reason}; passed by approve_inconclusive, not by a person")
+            if d.kind == "resume" and by_rule else d for d in decisions]
+
+
+def _outage_abort(run: Drive) -> bool:
+    """The last outage outlasted ``outage_limit``: the run rolls back (once it can act)."""
+    return bool(run.outages) and run.outages[-1].get("over_limit", False)
+
+
+def _out_of_reach(run: Drive, now: float, exc: BaseException, where: str) -> None:
+    """Note a pass (or the status's save) the world did not answer: the outage's start, and
+    its passing the limit."""
+    o = run.outages[-1] if run.outages and run.outages[-1]["end"] is None else None
+    step = run.status.get("step")
+    if o is None:
+        o = {"start": now, "end": None, "seconds": 0.0, "step": step, "reason": _short(exc), "over_limit": False,
+             "in": where}
+        run.outages.append(o)
+        limit = f"rolling back if it lasts {run.outage_limit:g}s" if run.outage_limit is not None else "waiting"
+        _log(run, Decision(now, step, "outage", f"{run.reach} is out of reach ({o['reason']}): acting on "
+                                                 f"nothing until it answers; {limit}"))
+    o["seconds"] = now - o["start"]
+    if run.outage_limit is not None and not o["over_limit"] and o["seconds"] >= run.outage_limit - 1e-9:
+        o["over_limit"] = True
+        if run.status["phase"] not in TERMINAL_PHASES:
+            _log(run, Decision(now, step, "outage", f"{run.reach} still out of reach after {o['seconds']:.0f}s (limit "
+                                                     f"{run.outage_limit:g}s): rolling back once it answers"))
+
+
+def _back_in_reach(run: Drive, now: float, where: str) -> None:
+    """Close the open outage once what it cut short (a pass, or only the save) got through."""
+    o = run.outages[-1] if run.outages and run.outages[-1]["end"] is None else None
+    if o is None or (o["in"] == "save" and where != "save"):
+        return
+    o["end"], o["seconds"] = now, now - o["start"]
+    _log(run, Decision(now, run.status.get("step"), "recovered",
+                       f"{run.reach} answering again after {o['seconds']:.0f}s; observed afresh before acting"))
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _measure(provider: MetricProvider | None, start: float, end: float,

@@ -36,6 +36,7 @@ class Observation:
     measurements: dict[str, Measurement] = field(default_factory=dict)
     promote_requested: bool = False
     abort_requested: bool = False
+    abort_reason: str = "abort requested by a person"  # why, when the loop itself asks
 
 
 @dataclass(frozen=True)

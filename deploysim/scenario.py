@@ -114,6 +114,8 @@ class Version(_Model):
     latency_sigma: float = Field(0.5, gt=0, description="log-normal spread of latency")
     crash_rate_per_hour: float = Field(0.0, ge=0)
     never_ready: bool = False
+    fail_after: Duration | None = Field(
+        None, gt=0, description="a ready pod fails this long after it became ready and is replaced: a crash loop")
 
 
 class Fault(_Model):

@@ -18,7 +18,10 @@ The trail survives damage: a folder appears whole (made under a hidden temporary
 first record written, then renamed into place, so two runs never share one); a record is
 replaced by rename, never rewritten in place; a reader names each damaged folder with the
 reason (:func:`load_record`, :func:`scan_runs`) and reads a ``running`` record whose process
-is gone as ``interrupted`` (:func:`deploysim.history.process_gone`), without rewriting it.
+is gone as ``interrupted`` (:func:`deploysim.history.process_gone`), without rewriting it. A run
+killed before its folder was renamed into place leaves the hidden folder; the next run into the
+same trail, and the next reading of it, remove it once its process is gone
+(:func:`deploysim.leftovers.remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from deploysim.errors import DeploysimError
+from deploysim.leftovers import remove_leftovers, temp_run_name
 from deploysim.record import Record, jsonable  # noqa: F401 - the trail writes with it
 from deploysim.redact import Redactor, excerpt_text
 from deploysim.redaction.text import EXCERPT_SCAN
@@ -180,13 +184,18 @@ def write_text(path: Path, text: str) -> Path:
 def make_run_folder(folder: Path, fill: Callable[[Path], None]) -> Path:
     """Create ``folder`` whole: ``fill`` writes its first files into a hidden temporary folder
     beside it, which is then renamed into place. Raises :class:`RunFolderExists` when the
-    name is taken (renaming onto another run's folder, never empty, fails too)."""
+    name is taken (renaming onto another run's folder, never empty, fails too).
+
+    The temporary name says which process fills it (:func:`deploysim.leftovers.temp_run_name`),
+    so that the hidden folder of a run killed before the rename can be told from one being
+    filled now; such leftovers in the same parent go first (:mod:`deploysim.leftovers`)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     taken = RunFolderExists(f"run folder {printable(folder)} already exists: a run folder belongs to one run")
     if os.path.lexists(folder):
         raise taken
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    remove_leftovers(folder.parent)
+    tmp = folder.with_name(temp_run_name(folder.name, process_identity()))
     tmp.mkdir()
     try:
         fill(tmp)
@@ -449,7 +458,8 @@ def scan_runs(path: str | Path, check: Check | None = None) -> tuple[list[tuple[
     """The run folders in ``path`` (or ``path`` itself when it is one), oldest first, each with
     its record; and the damaged ones (see :func:`load_record`), each with the reason it is
     skipped. Hidden entries (a folder being created, a record being replaced) and files
-    beside the runs are not runs.
+    beside the runs are not runs; hidden folders that killed runs left are removed
+    (:func:`deploysim.leftovers.remove_leftovers`): reading a trail is enough to keep it clean.
     """
     path = Path(path)
     if os.path.lexists(path / RECORD_FILE) or looks_like_run(path):
@@ -460,6 +470,7 @@ def scan_runs(path: str | Path, check: Check | None = None) -> tuple[list[tuple[
         names = sorted(os.listdir(path))
     except (NotADirectoryError, FileNotFoundError):
         return [], []
+    remove_leftovers(path)
     runs: list[tuple[Path, dict[str, Any]]] = []
     damaged: list[Damaged] = []
     for name in names:

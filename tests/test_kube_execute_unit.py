@@ -213,6 +213,8 @@ def test_a_cluster_refusing_a_change_mid_run_is_a_cluster_error(
         raise ApiException(status=403, reason="Forbidden")
 
     monkeypatch.setattr(world.apps, "patch_namespaced_deployment", forbidden)
+    # a ready API server's 403 is a refusal (one that is starting again is waited for)
+    monkeypatch.setattr("deploysim.kube.execute.api_ready", lambda api: True)
     with pytest.raises(ClusterError) as raised:
         execute(world, Healthy(), timeout=900)
     assert "step 1" in str(raised.value) and "HTTP 403 Forbidden" in str(raised.value)
@@ -260,3 +262,20 @@ def test_the_post_incident_tables_read_a_rolled_back_cluster_run_beside_its_rehe
     assert "kubernetes-run (canary runbook, canary)" in story and "sim-run" in story
     if isinstance(provider, Gone):
         assert "failed requests unknown (no traffic was counted for the run)" in story
+
+
+@pytest.mark.parametrize(("status", "ready", "waits"), [
+    (503, True, True), (429, True, True), (0, True, True),  # out of reach, whatever /readyz says
+    (403, False, True), (401, False, True),  # a server starting again, before its RBAC rules load
+    (403, True, False), (404, True, False), (409, False, False),  # refusals and conflicts
+])
+def test_which_api_errors_are_waited_out(monkeypatch: pytest.MonkeyPatch, status: int, ready: bool,
+                                         waits: bool) -> None:
+    from kubernetes.client.rest import ApiException
+
+    from deploysim.kube import execute as ex
+
+    asked = []
+    monkeypatch.setattr(ex, "api_ready", lambda api: asked.append(api) or ready)
+    assert ex.unreachable_at("api")(ApiException(status=status)) is waits
+    assert asked in ([], ["api"]) and (status not in (401, 403) or asked == ["api"])

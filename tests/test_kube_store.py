@@ -13,7 +13,8 @@ from deploysim.controller import PAUSED, PROGRESSING
 from deploysim.driver import Requests
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
-from deploysim.kube.store import LEASE_SECONDS, ClusterStore
+from deploysim.kube.store import LEASE_SECONDS, ClusterStore, LeaseHeld, holder_identity
+from deploysim.observation import Decision
 
 NS = "shop"
 NAME = "deploysim-checkout"
@@ -24,8 +25,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     return FakeCluster().install(monkeypatch)
 
 
-def store(run_id: str = "run-b", saved: dict | None = None) -> ClusterStore:
-    return ClusterStore(client.ApiClient(), NS, "checkout", run_id, "canary", saved=saved)
+def store(run_id: str = "run-b", saved: dict | None = None, lease_seconds: int = LEASE_SECONDS) -> ClusterStore:
+    return ClusterStore(client.ApiClient(), NS, "checkout", run_id, "canary", saved=saved,
+                        lease_seconds=lease_seconds)
 
 
 def _writes(cluster: FakeCluster) -> list[tuple[str, str, str]]:
@@ -109,20 +111,59 @@ def _holder(cluster: FakeCluster) -> str | None:
 
 def test_a_lock_is_refused_while_another_run_holds_a_fresh_lease(cluster: FakeCluster) -> None:
     _lease(cluster, "run-a", renewed_ago=LEASE_SECONDS - 10)
-    with pytest.raises(ClusterError, match=r"run run-a is driving this service \(Lease shop/deploysim-checkout\)"):
+    with pytest.raises(LeaseHeld, match=r"run run-a is driving this service \(Lease shop/deploysim-checkout, "
+                                        r"renewed 50s ago\); .* expire in 10s"):
         store("run-b").lock()
     assert _holder(cluster) == "run-a"
 
 
+def test_a_resumed_run_is_a_new_holder_and_waits_for_the_killed_ones_lease(cluster: FakeCluster) -> None:
+    # the same run id driven by another process (the killed one): refused until it expires
+    _lease(cluster, "run-b pid 1 on elsewhere", renewed_ago=LEASE_SECONDS - 20)
+    with pytest.raises(LeaseHeld, match="run run-b pid 1 on elsewhere is driving"):
+        store("run-b").lock()
+
+
+def test_a_run_whose_lease_was_taken_stops_before_writing(cluster: FakeCluster) -> None:
+    s = store("run-b")
+    s.lock()
+    _lease(cluster, "run-c pid 2 on elsewhere", renewed_ago=0)  # taken while run-b was out of reach
+    with pytest.raises(LeaseHeld, match="run run-c pid 2 on elsewhere took over"):
+        s.save({"phase": PROGRESSING})
+    with pytest.raises(KeyError):
+        cluster.raw("ConfigMap", NAME)
+    s.unlock()  # not its lease any more: left to its holder
+    assert _holder(cluster) == "run-c pid 2 on elsewhere"
+
+
+def test_a_shorter_lease_is_written_and_expires_sooner(cluster: FakeCluster) -> None:
+    s = store("run-b", lease_seconds=10)
+    s.lock()
+    assert cluster.raw("Lease", NAME)["spec"]["leaseDurationSeconds"] == 10
+    renewed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=11)
+    cluster.raw("Lease", NAME)["spec"]["renewTime"] = renewed.isoformat()
+    store("run-c").lock()
+    assert _holder(cluster) == holder_identity("run-c")
+
+
+def test_decisions_are_kept_with_the_status_for_a_resume(cluster: FakeCluster) -> None:
+    s = store("run-b")
+    s.decisions = [Decision(0.0, 0, "start", "canary rollout"), Decision(5.0, 1, "step", "step 1: SetWeight 25")]
+    s.lock()
+    s.save({"phase": PROGRESSING, "step": 1})
+    again = store("run-b")
+    assert again.stored_decisions(again.load()) == s.decisions
+
+
 @pytest.mark.parametrize(("holder", "renewed_ago"), [
     ("run-a", LEASE_SECONDS + 10),  # expired: taken over
-    ("run-b", 1.0),  # this run's own lease (a resume)
+    (holder_identity("run-b"), 1.0),  # this process's own lease
     ("", 1.0),  # released by unlock
 ])
 def test_a_lock_takes_an_expired_own_or_free_lease(cluster: FakeCluster, holder: str, renewed_ago: float) -> None:
     _lease(cluster, holder, renewed_ago)
     store("run-b").lock()
-    assert _holder(cluster) == "run-b"
+    assert _holder(cluster) == holder_identity("run-b")
     renewed = dt.datetime.fromisoformat(cluster.raw("Lease", NAME)["spec"]["renewTime"])
     assert (dt.datetime.now(dt.UTC) - renewed).total_seconds() < 5
 
@@ -130,17 +171,17 @@ def test_a_lock_takes_an_expired_own_or_free_lease(cluster: FakeCluster, holder:
 def test_a_first_lock_creates_the_lease_and_unlock_frees_it(cluster: FakeCluster) -> None:
     s = store("run-b")
     s.lock()
-    assert _holder(cluster) == "run-b"
-    with pytest.raises(ClusterError, match="run run-b is driving"):
+    assert _holder(cluster) == holder_identity("run-b")
+    with pytest.raises(ClusterError, match="run run-b pid .* is driving"):
         store("run-c").lock()
     s.unlock()
     assert _holder(cluster) is None
     store("run-c").lock()
-    assert _holder(cluster) == "run-c"
+    assert _holder(cluster) == holder_identity("run-c")
 
 
 def test_save_renews_the_lease(cluster: FakeCluster) -> None:
-    _lease(cluster, "run-b", renewed_ago=LEASE_SECONDS - 1)
+    _lease(cluster, holder_identity("run-b"), renewed_ago=LEASE_SECONDS - 1)
     store("run-b").save({"phase": PROGRESSING})
     renewed = cluster.raw("Lease", NAME)["spec"]["renewTime"]
     age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))

@@ -125,7 +125,27 @@ def api_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     if context is not None and context not in names:
         raise ClusterError(f"context {context!r} is not in the kubeconfig; it has: {', '.join(names)}")
     chosen = context or active["name"]
-    return config.new_client_from_config(config_file=kubeconfig, context=chosen), chosen
+    return with_timeout(config.new_client_from_config(config_file=kubeconfig, context=chosen)), chosen
+
+
+#: (connect, read) seconds for an API request that names no timeout of its own. The client
+#: passes ``None`` to urllib3 otherwise, which waits for ever on a server that accepted the
+#: connection and stopped answering (a frozen kube-apiserver, a half-open connection).
+REQUEST_TIMEOUT = (5.0, 60.0)
+
+
+def with_timeout(api: Any, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> Any:
+    """``api`` whose every request without a ``_request_timeout`` gets ``timeout``."""
+    rest = api.rest_client
+    request = rest.request
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = timeout
+        return request(*args, **kwargs)
+
+    rest.request = timed
+    return api
 
 
 def execute_plan(
@@ -136,10 +156,11 @@ def execute_plan(
     approve_after: float | None = 0.0,
     on_decision: Callable[[dict[str, Any]], None] | None = None,
     timeout: float | None = None,
-    resume: bool = False,
+    resume: bool | None = None,
 ) -> Record:
     """Run ``plan`` on the cluster ``target`` names (a runbook's KubeTarget) and return its record."""
-    from deploysim.kube.execute import execute
+    from deploysim.kube.execute import OUTAGE_LIMIT, execute
+    from deploysim.kube.store import LEASE_SECONDS
     from deploysim.kube.world import KubeWorld
 
     metrics = metrics_config(target, scenario, plan)  # a missing source fails before the cluster is touched
@@ -161,8 +182,11 @@ def execute_plan(
         print(f"  {line}")
     try:
         # the world that passed the preflight is the world the run changes
-        record = execute(world, provider, approve_after=approve_after, timeout=timeout, resume=resume,
-                         on_decision=(lambda d: on_decision(d.to_dict())) if on_decision else None)
+        record = execute(world, provider, approve_after=approve_after, timeout=timeout,
+                         resume=bool(getattr(target, "resume", False)) if resume is None else resume,
+                         on_decision=(lambda d: on_decision(d.to_dict())) if on_decision else None,
+                         outage_limit=getattr(target, "api_outage_seconds", OUTAGE_LIMIT),
+                         lease_seconds=getattr(target, "lease_seconds", LEASE_SECONDS))
     finally:
         provider.close()
     record.status = {**record.status, "context": context}

@@ -6,6 +6,11 @@ the :class:`~deploysim.kube.world.KubeWorld` it is given, so the objects checked
 run are the objects changed by it. Between passes the world waits on a watch of the
 namespace's Deployments, woken by any change or when the controller asked to be called
 again, bounded so a person's annotation is read within a few seconds.
+
+An API that does not answer (refused, timed out, 5xx, 429) is an outage, not a failure: the
+loop waits it out and observes afresh before acting (:mod:`deploysim.driver`), and rolls
+back once it answers if it was gone longer than ``outage_limit``. A run resumed with
+``resume`` continues from the stored status and keeps the earlier part's decisions.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from deploysim.analysis.measurement import Measurement
 from deploysim.controller import TERMINAL_PHASES, Decision
 from deploysim.driver import Drive, drive, run_blocking
 from deploysim.errors import ClusterError
-from deploysim.kube.store import ClusterStore
+from deploysim.kube.store import LEASE_SECONDS, ClusterStore, holder_identity
 from deploysim.kube.traffic.sampling import outage_rate
 from deploysim.kube.world import KubeWorld
 from deploysim.providers import MetricProvider
@@ -36,6 +41,49 @@ from deploysim.scenario import Scenario
 
 #: The longest the loop waits without looking (a person's annotation is read within this).
 POLL_SECONDS = 2.0
+#: Seconds the Kubernetes API may be out of reach before the run rolls back (once it answers).
+OUTAGE_LIMIT = 120.0
+#: HTTP statuses that mean the API is out of reach for now (overloaded, restarting, a proxy
+#: in front of it without a backend), as client-go retries them (rest/request.go
+#: ``IsRetryableError``/``checkWait``: 429 and 5xx with Retry-After, connection errors).
+UNREACHABLE_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+
+
+def unreachable_at(api: Any) -> Callable[[BaseException], bool]:
+    """:func:`unreachable`, and also a 401 or 403 from an API server that is not ready: one
+    just started again answers before its authorizer has loaded the RBAC rules
+    (kube-apiserver's ``/readyz`` waits for ``poststarthook/rbac/bootstrap-roles``). A
+    refusal from a ready server is a refusal."""
+
+    def check(exc: BaseException) -> bool:
+        if unreachable(exc):
+            return True
+        return isinstance(exc, ApiException) and exc.status in (401, 403) and not api_ready(api)
+
+    return check
+
+
+def api_ready(api: Any) -> bool:
+    """The API server answers ``/readyz`` with 200 (any client may ask it)."""
+    try:
+        answer = api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False,
+                              _return_http_data_only=True, _request_timeout=(5, 10))
+    except Exception:  # noqa: BLE001 - refused, forbidden, timed out: not ready
+        return False
+    return getattr(answer, "status", None) == 200
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The error means the API did not answer now, not that it refused the request.
+
+    >>> unreachable(ApiException(status=503)), unreachable(ApiException(status=409))
+    (True, False)
+    >>> unreachable(urllib3.exceptions.MaxRetryError(None, "/", "refused")), unreachable(ValueError())
+    (True, False)
+    """
+    if isinstance(exc, ApiException):
+        return (exc.status or 0) in UNREACHABLE_STATUSES
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 class Watcher:
@@ -99,6 +147,8 @@ def execute(
     timeout: float | None = None,
     resume: bool = False,
     on_decision: Callable[[Decision], None] | None = None,
+    outage_limit: float | None = OUTAGE_LIMIT,
+    lease_seconds: int = LEASE_SECONDS,
 ) -> Record:
     """Drive ``world.plan`` on the cluster until it is promoted, rolled back, or the time
     limit (``timeout``, else the scenario's duration) passes; return the run's record."""
@@ -106,10 +156,11 @@ def execute(
     t_start = time.perf_counter()
     epoch0 = time.time()
     store = ClusterStore(world.api, world.namespace, scenario.service, world.run_id, plan.strategy,
-                         saved=world.saved)
+                         saved=world.saved, lease_seconds=lease_seconds)
     run = Drive(plan, approve_after=approve_after,
                 approve_inconclusive_after=scenario.approve_after("approve_inconclusive"),
-                limit=timeout if timeout is not None else scenario.duration, on_decision=on_decision)
+                limit=timeout if timeout is not None else scenario.duration, on_decision=on_decision,
+                transient=unreachable_at(world.api), outage_limit=outage_limit, reach="the Kubernetes API")
     resumed = False
     stored = store.load()
     if resume and stored and stored["data"].get("status"):
@@ -118,27 +169,46 @@ def execute(
             resumed = True
             run.status = old
             world.saved.update(json.loads(stored["data"].get("saved") or "{}"))
-            world.run_id = store.run_id = stored["data"].get("run", world.run_id)
+            earlier = stored["data"].get("run", world.run_id)
             # the stored times count from the earlier start: keep counting from there
             elapsed = float(world.saved.get("elapsed", 0.0))
             world.t0 -= elapsed
             epoch0 -= elapsed
             if run.limit is not None:
                 run.limit += elapsed
+    if resumed:
+        # the lease of the earlier process is taken only once it has expired (a killed run),
+        # before the run takes its name or says anything
+        store.run_id, store.holder = earlier, holder_identity(earlier)
+        store.lock()
+        world.run_id = earlier
+        run.decisions = store.stored_decisions(stored)
+        step = run.status.get("step")
+        part = Decision(world.now(), step if isinstance(step, int) else -1, "resumed",
+                        f"run {earlier} resumed at step {step + 1 if isinstance(step, int) else '?'} "
+                        f"({run.status.get('phase')}) from its status on the cluster, {elapsed:.0f}s after "
+                        f"it started; {len(run.decisions)} decisions of the earlier part kept, finished steps "
+                        "not repeated")
+        run.decisions.append(part)
+        if on_decision is not None:
+            on_decision(part)
+    else:
+        store.lock()
     store.elapsed = world.now
-    store.lock()
+    store.decisions = run.decisions
     watcher = Watcher(world.apps, world.namespace).start()
     world.waiter = lambda t: watcher.wait(POLL_SECONDS if t is None else min(max(t - world.now(), 0.0),
                                                                               POLL_SECONDS))
     try:
         run_blocking(drive(world, run, RunClock(provider, epoch0), store))
         if run.done:
-            world.finish(run.status)
+            _until_answered(lambda: world.finish(run.status), outage_limit or POLL_SECONDS)
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        step = run.status.get("step")
+        status = run.attempted or run.status  # the pass it failed, not committed
+        step = status.get("step")
         raise ClusterError(
             f"the cluster failed the run at step {step + 1 if isinstance(step, int) else '?'} "
-            f"({run.status.get('phase')}): {_reason(exc)}") from None
+            f"({status.get('phase')}): {_reason(exc)}") from None
     finally:
         watcher.stop()
         store.unlock()
@@ -159,8 +229,27 @@ def execute(
         "seconds_measuring": round(run.seconds_measuring, 3),  # metric queries
         "seconds_acting_per_step": round(run.seconds_acting / steps, 3),
         "timed_out": run.timed_out,
-    }}
+    }, "outages": [{k: v for k, v in o.items() if k != "over_limit"} | {"rolled_back_for_it": o["over_limit"]}
+                   for o in run.outages]}
+    if run.outages and run.outages[-1]["end"] is None:
+        record.status["left"] = (
+            f"the Kubernetes API did not answer from t={run.outages[-1]['start']:.0f}s to the end of the run: "
+            f"the cluster is as the last pass that got through left it (step {run.status.get('step')}, "
+            f"phase {run.status.get('phase')}); resume the run when it answers")
     return record
+
+
+def _until_answered(call: Callable[[], None], within: float) -> None:
+    """``call``, again every second while the API does not answer, for up to ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            call()
+            return
+        except Exception as exc:
+            if not unreachable(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
 
 
 def traffic_bins(provider: MetricProvider, epoch0: float, elapsed: float, scenario: Scenario) -> list[TrafficBin]:

@@ -1,15 +1,25 @@
 """A run's status on the cluster: the ConfigMap ``deploysim-<service>``, and a Lease of the
 same name as the lock that keeps two runs from driving one service at once.
 
-The status is written after every pass of the drive loop, so a run killed half-way resumes
-where it stopped. A person steers the run by annotating the ConfigMap
-(``deploysim.io/promote: "true"``, ``deploysim.io/abort: "true"``); each mark is taken once.
+The status is written after every pass of the drive loop, with the decisions taken so far,
+so a run killed half-way resumes where it stopped and its record holds both parts. A person
+steers the run by annotating the ConfigMap (``deploysim.io/promote: "true"``,
+``deploysim.io/abort: "true"``); each mark is taken once.
+
+The Lease is held by one process (``<run> pid <pid> on <host>``, so a resumed run is a new
+holder) and renewed at every pass, as client-go's leader election renews its lock
+(kubernetes/client-go tools/leaderelection/leaderelection.go ``tryAcquireOrRenew``: a lock
+held by another identity is taken only once ``renewTime + leaseDurationSeconds`` has passed).
+A second run is refused while the lease is fresh, with its holder named; a killed run's lease
+is taken over once it has expired. A run that finds its lease taken stops before acting again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 from typing import Any
 
 from kubernetes import client
@@ -19,15 +29,32 @@ from deploysim.controller import PAUSED
 from deploysim.driver import Requests
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
+from deploysim.observation import Decision
 
 LEASE_SECONDS = 60
+#: The decisions kept with the status for a resumed run's record (the latest ones).
+KEPT_DECISIONS = 500
+
+
+class LeaseHeld(ClusterError):
+    """Another run holds the service's lease."""
+
+
+def holder_identity(run_id: str) -> str:
+    """Who holds a lease: the run, and the process driving it now.
+
+    >>> holder_identity("r1").startswith("r1 pid ")
+    True
+    """
+    return f"{run_id} pid {os.getpid()} on {socket.gethostname()}"
 
 
 class ClusterStore:
     """The drive loop's :class:`deploysim.driver.StatusStore` on a cluster."""
 
     def __init__(self, api: client.ApiClient, namespace: str, service: str, run_id: str,
-                 strategy: str, saved: dict[str, Any] | None = None) -> None:
+                 strategy: str, saved: dict[str, Any] | None = None,
+                 lease_seconds: int = LEASE_SECONDS) -> None:
         self.core = client.CoreV1Api(api)
         self.coord = client.CoordinationV1Api(api)
         self.namespace = namespace
@@ -36,6 +63,9 @@ class ClusterStore:
         self.strategy = strategy
         self.saved: dict[str, Any] = saved if saved is not None else {}  # the world's undo data
         self.elapsed = lambda: 0.0  # the world's clock, kept with the status
+        self.decisions: list[Decision] = []  # the run's decision log, kept with the status
+        self.lease_seconds = lease_seconds
+        self.holder = holder_identity(run_id)
         self._last = ""
 
     # --- the status --------------------------------------------------------------------------
@@ -56,11 +86,13 @@ class ClusterStore:
             "status": json.dumps(status, default=str),
             "saved": json.dumps(self.saved),
             "strategy": self.strategy,
+            "decisions": json.dumps([d.to_dict() for d in self.decisions[-KEPT_DECISIONS:]], default=str),
         }
         # write when the status changed, and every few seconds for the clock a resume needs
         steady = {k: v for k, v in self.saved.items() if k not in ("elapsed", "progress")}
         text = json.dumps({**data, "saved": [steady, int(self.saved["elapsed"] // 5)]}, sort_keys=True,
                           default=str)
+        self.renew()  # before writing: a run whose lease was taken writes nothing more
         if text != self._last:
             body = client.V1ConfigMap(
                 metadata=client.V1ObjectMeta(name=self.name, annotations={n.RUN_ANNOTATION: self.run_id}),
@@ -73,7 +105,14 @@ class ClusterStore:
                     raise
                 self.core.create_namespaced_config_map(self.namespace, body)
             self._last = text
-        self.renew()
+
+    def stored_decisions(self, stored: dict[str, Any]) -> list[Decision]:
+        """The decisions an earlier part of the run kept with its status."""
+        try:
+            rows = json.loads(stored["data"].get("decisions") or "[]")
+            return [Decision(**row) for row in rows if isinstance(row, dict)]
+        except (TypeError, ValueError):
+            return []
 
     def requests(self, phase: str) -> Requests:
         """A person's promote (only while paused) and abort marks, each taken once."""
@@ -89,8 +128,9 @@ class ClusterStore:
     # --- the lock -----------------------------------------------------------------------------
 
     def lock(self) -> None:
+        """Take the service's Lease, or raise :class:`LeaseHeld` naming its holder."""
         now = dt.datetime.now(dt.UTC)
-        spec = client.V1LeaseSpec(holder_identity=self.run_id, lease_duration_seconds=LEASE_SECONDS,
+        spec = client.V1LeaseSpec(holder_identity=self.holder, lease_duration_seconds=self.lease_seconds,
                                   acquire_time=now, renew_time=now)
         try:
             lease = self.coord.read_namespaced_lease(self.name, self.namespace)
@@ -100,26 +140,54 @@ class ClusterStore:
             self.coord.create_namespaced_lease(
                 self.namespace, client.V1Lease(metadata=client.V1ObjectMeta(name=self.name), spec=spec))
             return
-        holder = lease.spec.holder_identity
-        renewed = lease.spec.renew_time
-        fresh = renewed is not None and (now - renewed).total_seconds() < (lease.spec.lease_duration_seconds or 0)
-        if holder and holder != self.run_id and fresh:
-            raise ClusterError(
-                f"run {holder} is driving this service (Lease {self.namespace}/{self.name}); "
-                f"wait for it or let its lease expire ({LEASE_SECONDS}s)")
-        lease.spec = spec
+        left = lease_left(lease.spec, now)
+        if lease.spec.holder_identity and lease.spec.holder_identity != self.holder and left > 0:
+            raise LeaseHeld(
+                f"run {lease.spec.holder_identity} is driving this service (Lease {self.namespace}/{self.name}, "
+                f"renewed {lease_age(lease.spec, now):.0f}s ago); wait for it to end, or for its lease to "
+                f"expire in {left:.0f}s if that run was killed (then resume it with resume=True)")
+        lease.spec = spec  # the read's resourceVersion makes this fail if another run took it meanwhile
         self.coord.replace_namespaced_lease(self.name, self.namespace, lease)
 
     def renew(self) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        """Renew the lease, or stop the run if another run holds it now."""
+        now = dt.datetime.now(dt.UTC)
         try:
-            self.coord.patch_namespaced_lease(
-                self.name, self.namespace, {"spec": {"renewTime": now, "holderIdentity": self.run_id}})
-        except ApiException:
-            pass  # the next pass renews again; the lease outlives a few missed renewals
+            lease = self.coord.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.lock()
+            return
+        holder = lease.spec.holder_identity
+        if holder and holder != self.holder:
+            raise LeaseHeld(f"run {holder} took over this service's lease (Lease {self.namespace}/{self.name}) "
+                            f"while this run could not renew it; this run stops without acting")
+        lease.spec.holder_identity = self.holder
+        lease.spec.renew_time = now
+        lease.spec.lease_duration_seconds = self.lease_seconds
+        self.coord.replace_namespaced_lease(self.name, self.namespace, lease)
 
     def unlock(self) -> None:
         try:
-            self.coord.patch_namespaced_lease(self.name, self.namespace, {"spec": {"holderIdentity": None}})
-        except ApiException:
-            pass  # an expired lease frees itself
+            lease = self.coord.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec.holder_identity == self.holder:
+                self.coord.patch_namespaced_lease(self.name, self.namespace, {"spec": {"holderIdentity": None}})
+        except Exception:  # noqa: BLE001 - unreachable or gone: an expired lease frees itself
+            pass
+
+
+def lease_age(spec: client.V1LeaseSpec, now: dt.datetime) -> float:
+    renewed = spec.renew_time or spec.acquire_time
+    return (now - renewed).total_seconds() if renewed is not None else float("inf")
+
+
+def lease_left(spec: client.V1LeaseSpec, now: dt.datetime) -> float:
+    """Seconds until the lease expires (``renewTime + leaseDurationSeconds``), 0 if it has.
+
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> spec = client.V1LeaseSpec(renew_time=t, lease_duration_seconds=60)
+    >>> lease_left(spec, t + dt.timedelta(seconds=45)), lease_left(spec, t + dt.timedelta(seconds=61))
+    (15.0, 0.0)
+    """
+    return max((spec.lease_duration_seconds or 0) - lease_age(spec, now), 0.0)

@@ -363,6 +363,8 @@ class KubeWorld:
                KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s",
                KWOK_TERMINATE_DELAY: f"{self.scenario.pod.termination:g}s"}
         ann[KWOK_NEVER_READY] = "true" if spec.never_ready else "false"
+        if spec.fail_after is not None:  # pod-fail.yaml; whole ms (6s: 6000ms), never an exponent
+            ann["deploysim.io/fail-after"] = f"{max(round(spec.fail_after * 1000), 1)}ms"
         return ann
 
     def _slot_for(self, version: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploysim.durations import parse_duration
 from deploysim.errors import ManifestError, ParameterError, ScenarioError
 from deploysim.plan import Plan
 from deploysim.redact import REDACTED, is_secret_name
@@ -47,6 +48,9 @@ class KubeTarget:
     image: str
     metrics: str = "auto"  # auto, prometheus, http or none (deploysim.providers' kinds)
     probe_urls: dict[str, str] = field(default_factory=dict)
+    resume: bool = False  # continue the run stored on the cluster
+    lease_seconds: int = 60  # how long a killed run's lease holds the service
+    api_outage_seconds: float = 120.0  # API out of reach this long: roll back once it answers
 
 
 def build_scenario(params: RunbookParameters) -> tuple[Scenario, dict[str, str]]:
@@ -97,6 +101,8 @@ def build_scenario(params: RunbookParameters) -> tuple[Scenario, dict[str, str]]
             setters[name] = name
     data["approve"] = params.approve
     setters["approve"] = "approve"
+    data["approve_inconclusive"] = params.approve_inconclusive
+    setters["approve_inconclusive"] = "approve_inconclusive"
     if params.image is not None:
         data.setdefault("candidate", {})
         data["candidate"] = {**(data["candidate"] or {}), "image": params.image}
@@ -202,6 +208,8 @@ def kube_target(params: RunbookParameters, scenario: Scenario) -> KubeTarget:
         route=params.route, prometheus_url=params.prometheus_url,
         prometheus_token=params.prometheus_token or os.environ.get("DEPLOYSIM_PROMETHEUS_TOKEN"),
         image=scenario.candidate.image, metrics=params.metrics, probe_urls=dict(params.probe_urls),
+        resume=params.resume, lease_seconds=params.lease_seconds,
+        api_outage_seconds=parse_duration(params.api_outage_seconds),
     )
 
 
@@ -223,4 +231,8 @@ def target_context(params: RunbookParameters, scenario: Scenario, record: Record
         context["resumed"] = status["resumed"]
     if status.get("driver"):
         context["driver"] = status["driver"]  # the runbook's own time, apart from waiting on the cluster
+    if status.get("outages"):
+        context["outages"] = status["outages"]  # when the API was out of reach, and whether it rolled back
+    if status.get("left"):
+        context["left"] = status["left"]  # how a run cut off from the API left the cluster
     return context

@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -97,6 +98,9 @@ class RunbookParameters(BaseModel):
     approve: StrictStr | StrictInt | float = _p(
         "auto", "manual gates: auto, never (stop there, exit non-zero), or a duration (approve after it)",
         "str", "run")
+    approve_inconclusive: StrictStr | StrictInt | float = _p(
+        "never", "a pause on an inconclusive analysis: never (a person decides), auto, or a duration; "
+        "the record says when it was used", "str", "run")
     seed: StrictInt | None = _p(None, "random seed of the sim world; None: the scenario's", "Optional[int]", "run")
     record_dir: StrictStr = _p(
         "runs", "audit trail: one folder RECORD_DIR/<UTC time>-<runbook>-<id>/ per run", "str", "run")
@@ -143,8 +147,31 @@ class RunbookParameters(BaseModel):
     probe_urls: dict[str, StrictStr] = _p(
         {}, "HTTP probes without Prometheus, e.g. -y '{probe_urls: {stable: URL, candidate: URL}}'",
         "dict", "kubernetes")
+    resume: StrictBool = _p(
+        False, "continue the run stored on the cluster (ConfigMap deploysim-<service>) where it stopped; "
+        "finished steps are not repeated", "bool", "kubernetes")
+    lease_seconds: StrictInt = _p(
+        60, "how long a run's Lease holds the service after its last renewal (a killed run's, until a "
+        "resume may take over)", "int", "kubernetes")
+    api_outage_seconds: Duration = _p(
+        "2m", "how long the Kubernetes API may be out of reach before the run rolls back (as soon as it "
+        "answers)", "str", "kubernetes")
 
-    @field_validator("approve", mode="before")
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_seconds(cls, value: int) -> int:
+        if not 5 <= value <= 3600:
+            raise ValueError("must be whole seconds from 5 to 3600")
+        return value
+
+    @field_validator("api_outage_seconds")
+    @classmethod
+    def _api_outage(cls, value: Any) -> Any:
+        if not 1 <= parse_duration(value) <= 86400:
+            raise ValueError("must be a duration from 1s to 24h, e.g. 2m")
+        return value
+
+    @field_validator("approve", "approve_inconclusive", mode="before")
     @classmethod
     def _approve(cls, value: Any) -> Any:
         if value in ("auto", "never"):

@@ -116,6 +116,7 @@ class SimWorld(Accounting):
                 self._set_state(pod, READY)
                 pod.ready_since = -3600.0
                 self._arm_crash(pod)
+                self._arm_fail(pod)
         self.deployment_template = "stable" if self.plan.strategy in ("rolling", "recreate") else None
         self._snapshot()
         self.env.process(self._bins())
@@ -247,6 +248,7 @@ class SimWorld(Accounting):
         self._set_state(pod, READY)
         pod.ready_since = self.env.now
         self._arm_crash(pod)
+        self._arm_fail(pod)
         if self.plan.min_ready_seconds > 0:
             self.env.timeout(self.plan.min_ready_seconds).callbacks.append(lambda _ev: self._available_tick())
         self._progress()
@@ -272,6 +274,35 @@ class SimWorld(Accounting):
         self._set_state(pod, STARTING)
         pod.ready_since = None
         self._start(pod)  # the kubelet restarts the container
+        self._sync()
+
+    def _arm_fail(self, pod: Pod) -> None:
+        """A ready pod of a version with ``fail_after`` fails that long after it became ready
+        (for the stable pods already serving at the start: that long after the start)."""
+        after = self.versions[pod.version].fail_after
+        if after is None:
+            return
+        gen = pod.generation
+        self.env.timeout(after).callbacks.append(lambda _ev: self._fail(pod, gen))
+
+    def _fail(self, pod: Pod, gen: int) -> None:
+        """The pod's phase becomes Failed, as KWOK's pod-fail stage sets it: it is not ready,
+        leaves the endpoints, frees its place on the simulated node, and its ReplicaSet no
+        longer counts it, so the sync creates a replacement that starts from scratch. A failed pod is not active for the
+        ReplicaSet controller (kubernetes/kubernetes pkg/controller/controller_utils.go
+        ``IsPodActive`` / ``FilterActivePods``), and ``manageReplicas`` in
+        pkg/controller/replicaset/replica_set.go creates ``spec.replicas`` minus the active
+        pods. A failure is no progress for the Deployment controller (``DeploymentProgressing``
+        counts only more updated, ready or available pods, or fewer old ones)."""
+        if pod.state != READY or pod.generation != gen:
+            return
+        self.flush()
+        pod.generation += 1
+        self.rs[pod.version].pods.remove(pod)
+        self._set_state(pod, GONE)
+        pod.ready_since = None
+        if pod.node is not None:
+            self.nodes[pod.node].pods.discard(pod.id)
         self._sync()
 
     def _delete(self, pod: Pod) -> None:

@@ -101,6 +101,9 @@ def configuration(
             # Failed (churned) pods are deleted once more than this many pile up.
             terminated_pod_gc_threshold="50",
         ),
+        # A scheduler that loses its leader lease (an API restarted for longer than the
+        # renew deadline) exits; with one scheduler there is nothing to elect.
+        _patch("kube-scheduler", leader_elect="false"),
         # INFO logs every pod patch and lease renewal: megabytes per thousand pods.
         _patch("kwok-controller", v="WARN"),
     ]
