@@ -41,6 +41,7 @@ MAX_PODS_PER_NODE = 1_000
 MAX_LIST = 1_000  # faults, canary steps, checks
 MAX_RPS = 1e9
 MIN_INTERVAL = 1.0  # an analysis interval: no metrics source scrapes faster
+MAX_POD_STARTS = 500_000  # a crash loop's pods started over the run (about 20,000 a second)
 
 
 def lifted(env: Mapping[str, str] | None = None) -> bool:
@@ -91,7 +92,37 @@ def check(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> None
         value = _get(data, key)
         if value is not None and value > limit:
             raise _over(key, value, f"{limit:g}")
+    _check_crash_loops(data, replicas, duration)
     for key in ("faults", "strategy.steps", "analysis.checks"):
         items = _get(data, key)
         if items is not None and len(items) > MAX_LIST:
             raise _over(key, f"a list of {len(items)}", MAX_LIST, " items")
+
+
+def _check_crash_loops(data: Mapping[str, Any], replicas: Any, duration: Any) -> None:
+    """A version whose pods fail after ``fail_after`` (or crash at ``crash_rate_per_hour``)
+    starts a pod per replica every ``fail_after + pod.startup``: bounded in pod starts.
+
+    >>> _check_crash_loops({"candidate": {"fail_after": 0.01}, "pod": {"startup": 0}}, 10, 7200.0)
+    Traceback (most recent call last):
+    ...
+    deploysim.errors.ScenarioError: candidate.fail_after: got '0.01s'; at least 0.144s for 10 replicas over 2h: ...
+    """
+    if replicas is None or duration is None:
+        return
+    startup = _get(data, "pod.startup", 0.0) or 0.0
+    for version in ("stable", "candidate"):
+        fail_after = _get(data, f"{version}.fail_after")
+        if fail_after is not None and fail_after > 0:
+            starts = replicas * duration / (fail_after + startup)
+            if starts > MAX_POD_STARTS:
+                least = max(replicas * duration / MAX_POD_STARTS - startup, 0.001)
+                raise ScenarioError(f"{version}.fail_after", format_duration(fail_after),
+                                    f"at least {format_duration(math.ceil(least * 1000) / 1000)} for {replicas} "
+                                    f"replicas over {format_duration(duration)}: replicas x duration / (fail_after "
+                                    f"+ pod.startup) is at most {MAX_POD_STARTS} pod starts {PAST}")
+        rate = _get(data, f"{version}.crash_rate_per_hour")
+        if rate and replicas * duration / 3600 * rate > MAX_POD_STARTS:
+            raise _over(f"{version}.crash_rate_per_hour", f"{rate:g}",
+                        f"{MAX_POD_STARTS * 3600 / (replicas * duration):.4g}", f" for {replicas} replicas over "
+                        f"{format_duration(duration)} ({MAX_POD_STARTS} pod starts)")

@@ -344,6 +344,9 @@ class Scenario(_Model):
             "nodes": {"count": self.nodes.count, "pods_per_node": self.nodes.pods_per_node},
             "analysis": {"interval": self.analysis.interval, "checks": self.analysis.checks},
             "faults": self.faults, "strategy": {"steps": self.strategy.steps},
+            "pod": {"startup": self.pod.startup},
+            **{v: {"fail_after": getattr(self, v).fail_after, "crash_rate_per_hour": getattr(self, v).crash_rate_per_hour}
+               for v in ("stable", "candidate")},
         })
         return self
 

@@ -82,6 +82,9 @@ def test_bounds_that_cannot_be_met_are_refused() -> None:
     (["nodes.count=100000000"], "nodes.count", "at most 10000"),
     (["nodes.pods_per_node=5000"], "nodes.pods_per_node", "at most 1000"),
     (["traffic.rps=1e12"], "traffic.rps", "at most 1e+09"),
+    # a crash loop restarts every replica each fail_after + startup: bounded in pod starts
+    (["candidate.fail_after=1ms", "pod.startup=0s"], "candidate.fail_after", "at most 500000 pod starts"),
+    (["stable.crash_rate_per_hour=1e6"], "stable.crash_rate_per_hour", "500000 pod starts"),
 ])
 def test_runs_past_a_minute_or_2_gb_are_refused_naming_the_limit(overrides: list[str], key: str, limit: str) -> None:
     text = refused(overrides)
@@ -94,6 +97,11 @@ def test_the_limits_can_be_lifted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_scenario(overrides=["replicas=20000"]).replicas == 20000
     monkeypatch.setenv(limits.ENV, "0")
     refused(["replicas=20000"])
+
+
+def test_a_crash_loop_within_the_bound_runs() -> None:
+    # 10 replicas over 2h failing every 20 s: 3,600 pod starts
+    assert load_scenario(overrides=["candidate.fail_after=20s"]).candidate.fail_after == 20.0
 
 
 def test_thirty_days_at_ten_seconds_is_within_the_limits() -> None:

@@ -20,17 +20,12 @@ from kubernetes.client.rest import ApiException
 from deploysim.controller import Action, Decision, Observation, VersionState
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
+from deploysim.kube.kwok import pod_annotations, stale  # pod behaviour on a local control plane
 from deploysim.plan import Plan
 from deploysim.record import Samples, StateSample
 from deploysim.routers import RouteNames, TrafficRouter, router_for
 from deploysim.rules.deployment import progress_deadline_exceeded
 from deploysim.scenario import Scenario, format_duration
-
-#: KWOK stage annotations (deploysim/kube/stages): pod behaviour on a local control plane
-KWOK_READY_DELAY = "deploysim.io/ready-delay"
-KWOK_READY_JITTER = "deploysim.io/ready-jitter"
-KWOK_NEVER_READY = "deploysim.io/never-ready"
-KWOK_TERMINATE_DELAY = "deploysim.io/terminate-delay"
 
 
 @dataclass
@@ -317,8 +312,8 @@ class KubeWorld:
             template = copy.deepcopy(self.saved["template"])
             template["spec"]["containers"][0]["image"] = self.scenario.candidate.image
             annotations = template.setdefault("metadata", {}).setdefault("annotations", {}) or {}
-            annotations.update(self._pod_annotations("candidate"))
-            template["metadata"]["annotations"] = annotations
+            annotations.update(pod_annotations(self.scenario, "candidate"))
+            template["metadata"]["annotations"] = {k: v for k, v in annotations.items() if v is not None}
             strategy: dict[str, Any] = (
                 {"type": "Recreate", "rollingUpdate": None}
                 if recreate
@@ -355,18 +350,6 @@ class KubeWorld:
             template["spec"]["containers"][0]["image"],
         )
 
-    def _pod_annotations(self, version: str) -> dict[str, str]:
-        """How the scenario says pods start, as annotations a KWOK cluster's stages read
-        (deploysim/kube/stages); a real kubelet ignores them."""
-        spec = self.scenario.candidate if version == "candidate" else self.scenario.stable
-        ann = {KWOK_READY_DELAY: f"{self.scenario.pod.startup:g}s",
-               KWOK_READY_JITTER: f"{self.scenario.pod.startup_jitter:g}s",
-               KWOK_TERMINATE_DELAY: f"{self.scenario.pod.termination:g}s"}
-        ann[KWOK_NEVER_READY] = "true" if spec.never_ready else "false"
-        if spec.fail_after is not None:  # pod-fail.yaml; whole ms (6s: 6000ms), never an exponent
-            ann["deploysim.io/fail-after"] = f"{max(round(spec.fail_after * 1000), 1)}ms"
-        return ann
-
     def _slot_for(self, version: str) -> str:
         stable = self.stable_slot_cached()
         return stable if version == "stable" else n.other_slot(stable)
@@ -387,12 +370,15 @@ class KubeWorld:
             },
         }
         image = self.scenario.candidate.image if version == "candidate" else None
-        if image and replicas > 0 and _template_image(dep) != image:
+        wanted = pod_annotations(self.scenario, "candidate")
+        if image and replicas > 0 and (_template_image(dep) != image or stale(dep.spec.template.metadata.annotations,
+                                                                               wanted)):
             container = dep.spec.template.spec.containers[0].name
             body["spec"]["template"] = {
-                "metadata": {"annotations": self._pod_annotations("candidate")},
+                "metadata": {"annotations": wanted},  # a None removes an earlier run's crash loop
                 "spec": {"containers": [{"name": container, "image": image}]},
             }
+        if image and replicas > 0 and _template_image(dep) != image:
             self.changes.append(
                 Change(
                     self.now(),

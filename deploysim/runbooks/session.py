@@ -56,6 +56,7 @@ from deploysim.trail import (
     utc_now,
     who,
     write_json,
+    write_text,
 )
 
 Decision = dict[str, Any]
@@ -419,8 +420,9 @@ class RunbookRun:
         assert self.folder is not None
         if not all(name in self._files for name in PLOTS):
             self._write_plots(show=False)
-        record.timeline.to_csv(self.folder / "timeline.csv", index=False)
-        (self.folder / "summary.json").write_text(json.dumps(jsonable(record.summary), indent=2, sort_keys=True) + "\n")
+        # by rename, as record.json: a kill while writing leaves the old file or the new one
+        write_text(self.folder / "timeline.csv", record.timeline.to_csv(index=False))
+        write_text(self.folder / "summary.json", json.dumps(jsonable(record.summary), indent=2, sort_keys=True) + "\n")
         self._files.update(timeline="timeline.csv", summary="summary.json", record=RECORD_FILE)
         self.outcome = judge_outcome(self.params, self.scenario, record)
         self.finished_at = iso(utc_now())
