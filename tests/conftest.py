@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: one machine never bring each other's control plane down (a killed run's leftovers are
 #: still found and cleaned by the next run of the same checkout).
 CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:6]
-WORKER = f"{CHECKOUT}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+WORKER = f"{CHECKOUT}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}".lower()  # a cluster name is a DNS label
 os.environ["DEPLOYSIM_TEST_CLUSTERS"] = WORKER  # for tests/cluster/conftest.py's own clusters
 
 
