@@ -12,7 +12,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,12 @@ def up(
     scrape_interval: str = "2s",
     reuse: bool = False,
     timeout: float = 120.0,
+    component_args: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ClusterInfo:
     """Start a control plane on 127.0.0.1 with ``nodes`` KWOK nodes; return once all are Ready.
+
+    ``component_args``: more flags per component, e.g. ``{"kube-controller-manager":
+    {"node_monitor_grace_period": "2m"}}``.
 
     A cluster of the same name already running raises ClusterAlreadyRunningError, or is
     returned as it is when ``reuse`` is true. Any failure stops what was started, removes
@@ -147,7 +151,7 @@ def up(
             try:
                 return _up_once(
                     name, nodes, bins, prom_bin, api_port, prometheus_port, scrape_interval,
-                    deadline,
+                    deadline, component_args,
                 )
             except ClusterStartError as e:
                 if attempt + 1 == attempts or "address already in use" not in str(e).lower():
@@ -165,6 +169,7 @@ def _up_once(
     prometheus_port: int | None,
     scrape_interval: str,
     deadline: float,
+    component_args: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ClusterInfo:
     if api_port:
         _check_port(api_port, "kube-apiserver")
@@ -181,7 +186,8 @@ def _up_once(
         prom_config = _prometheus.config_path(sd)
     (sd / _kwokctl.INPUT_CONFIG).write_text(
         _kwokctl.configuration(
-            bins, api_port, (prom_bin, prom_port, prom_config) if prom_config else None
+            bins, api_port, (prom_bin, prom_port, prom_config) if prom_config else None,
+            component_args,
         )
     )
     info = ClusterInfo(

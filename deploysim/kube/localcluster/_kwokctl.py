@@ -16,6 +16,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -67,10 +68,13 @@ def configuration(
     bins: Path,
     api_port: int | None,
     prometheus: tuple[str, int, Path] | None,
+    component_args: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     """The ``--config`` documents: kwokctl options, kwok options and our KWOK stages.
 
-    ``prometheus`` is (binary, port, configuration file) or None.
+    ``prometheus`` is (binary, port, configuration file) or None; ``component_args`` more
+    flags per component (``{"kube-controller-manager": {"node_monitor_grace_period": "2m"}}``),
+    over ours.
     """
     options: dict[str, object] = {
         "runtime": "binary",
@@ -107,6 +111,14 @@ def configuration(
         # INFO logs every pod patch and lease renewal: megabytes per thousand pods.
         _patch("kwok-controller", v="WARN"),
     ]
+    for component, args in (component_args or {}).items():
+        known = next((p for p in patches if p["name"] == component), None)
+        extra = _patch(component, **args)["extraArgs"]
+        if known is None:
+            patches.append({"name": component, "extraArgs": extra})
+        else:
+            keys = {a["key"] for a in extra}
+            known["extraArgs"] = [a for a in known["extraArgs"] if a["key"] not in keys] + extra
     if prometheus:
         binary, port, config = prometheus
         options["prometheusBinary"] = binary
