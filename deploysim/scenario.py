@@ -33,10 +33,14 @@ from deploysim.durations import parse_duration
 from deploysim.errors import ScenarioError
 from deploysim.overrides import apply_overrides as apply_overrides
 from deploysim.overrides import read_yaml as read_yaml
+from deploysim.probes import Probe as Probe
+from deploysim.probes import Probes
+from deploysim.resources import Quantity, Resources, refuse_undefined_checks
 from deploysim.rules.deployment import (
     DEFAULT_PROGRESS_DEADLINE_SECONDS,
     deadline_outlasts_min_ready,
 )
+from deploysim.rules.shutdown import DEFAULT_TERMINATION_GRACE_PERIOD
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -100,11 +104,20 @@ class Traffic(_Model):
 
 
 class Pod(_Model):
-    startup: Duration = Field(10.0, description="time from scheduled to ready")
+    startup: Duration = Field(10.0, description="time from scheduled until the application serves")
     startup_jitter: Duration = Field(2.0, description="uniform jitter added to startup")
-    termination: Duration = Field(5.0, description="graceful termination time")
+    termination: Duration = Field(5.0, description="time from SIGTERM until the application exits")
     capacity_rps: float = Field(50.0, gt=0, description="requests per second one pod serves")
     latency_ms: float = Field(40.0, gt=0, description="median latency at low load")
+    probes: Probes | None = Field(
+        None, description="the pods' probes; unset: ready exactly when the application serves, no liveness")
+    pre_stop: Duration = Field(0.0, ge=0, description="preStop sleep before SIGTERM")
+    drain: Duration | None = Field(None, ge=0, description="how long after SIGTERM the application still answers; "
+                                   "pod.termination if unset")
+    termination_grace_period: Duration = Field(DEFAULT_TERMINATION_GRACE_PERIOD, ge=0,
+                                               description="terminationGracePeriodSeconds")
+    endpoint_lag: Duration = Field(0.0, ge=0, description="how long a deleted pod is still routed to (0: dropped at once)")
+    resources: Resources = Field(default_factory=Resources, description="the container's requests and limits")
 
 
 class Version(_Model):
@@ -116,7 +129,12 @@ class Version(_Model):
     never_ready: bool = False
     fail_after: Duration | None = Field(
         None, gt=0, description="a ready pod fails this long after it became ready and is replaced: a crash loop")
-
+    hang_rate_per_hour: float = Field(0.0, ge=0, description="a serving pod stops answering (hangs) at this rate")
+    probes: Probes | None = Field(None, description="this version's probes; pod.probes if unset")
+    cpu_per_request: float = Field(0.0, ge=0, le=1e6, description="CPU time one request costs, cores·s (0.002: 2 ms of a core)")
+    cpu_base: Quantity = Field(0.0, ge=0, description="cores a ready pod uses idle (0.05 or 50m)")
+    memory_base: Quantity = Field(0.0, ge=0, description="a ready pod's working set idle, bytes (or 128Mi)")
+    memory_per_rps: Quantity = Field(0.0, ge=0, description="working set each request per second adds, bytes (or 1Mi)")
 
 class Fault(_Model):
     kind: Literal["node_failure", "dependency_outage", "metrics_outage"]
@@ -133,7 +151,8 @@ class Nodes(_Model):
 
 # --- how to roll out -------------------------------------------------------------------------
 
-MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", "request_rate"]
+MetricName = Literal["error_rate", "latency_p50", "latency_p95", "latency_p99", "request_rate", "saturation", "cpu",
+                     "memory"]
 
 
 class Check(_Model):
@@ -177,7 +196,7 @@ class Check(_Model):
             return self
         if self.metric is None:
             raise ValueError("a check needs a metric (error_rate, latency_p50, latency_p95, latency_p99, "
-                             "request_rate) or a query / url of its own")
+                             "request_rate, saturation, cpu, memory) or a query / url of its own")
         if self.max is None and self.min is None:
             raise ValueError(f"check on {self.metric} needs max or min")
         if self.max is not None and self.min is not None and self.min > self.max:
@@ -348,6 +367,7 @@ class Scenario(_Model):
             **{v: {"fail_after": getattr(self, v).fail_after, "crash_rate_per_hour": getattr(self, v).crash_rate_per_hour}
                for v in ("stable", "candidate")},
         })
+        refuse_undefined_checks(self.analysis.checks, self.pod.resources, (self.stable, self.candidate))
         return self
 
     @property

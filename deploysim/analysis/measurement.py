@@ -24,6 +24,11 @@ class VersionWindow:
     series_requests: tuple[int, ...] = ()
     series_errors: tuple[int, ...] = ()
     series_latency_p99: tuple[float, ...] = ()
+    # per ready pod over the window (deploysim.rules.saturation): cores used, working-set
+    # bytes, and CPU used over the limit (or request); NaN when not measured
+    cpu: float = math.nan
+    memory: float = math.nan
+    saturation: float = math.nan
 
     @property
     def error_rate(self) -> float:
@@ -34,7 +39,8 @@ class VersionWindow:
         return self.requests / self.seconds if self.seconds else math.nan
 
     def value(self, metric: str) -> float:
-        """A metric by its name in checks: error_rate, latency_p50/p95/p99, request_rate."""
+        """A metric by its name in checks: error_rate, latency_p50/p95/p99, request_rate,
+        saturation, cpu, memory."""
         return float(getattr(self, metric))
 
 

@@ -35,6 +35,7 @@ from deploysim.analysis.judges import FAILED, INCONCLUSIVE, JUDGES, SUCCESSFUL, 
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.plan import AnalysisSpec
 from deploysim.rules.checks import violations
+from deploysim.rules.saturation import RESOURCE_METRICS
 
 # --- Mann-Whitney (Kayenta) ----------------------------------------------------------------
 
@@ -124,6 +125,14 @@ def mann_whitney_judge(spec: AnalysisSpec, m: Measurement, state: dict[str, Any]
             continue
         classified += 1
         passed += label in (PASS, LOW)
+    # saturation, cpu and memory have no per-bin series to compare: their bounds judge them
+    broken = []
+    for check in spec.checks:
+        if check.metric in RESOURCE_METRICS:
+            values[check.metric] = cand.value(check.metric)
+            broken += violations(check.metric, values[check.metric], check.min, check.max)
+    if broken:
+        return Verdict(FAILED, "; ".join([*broken, *words]), values)
     if classified == 0:
         return Verdict(INCONCLUSIVE, "no data to compare: " + "; ".join(words), values)
     score = 100.0 * passed / classified

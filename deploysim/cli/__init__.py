@@ -1,7 +1,7 @@
 """``deploysim``: a thin command line over the Python API; it adds no logic of its own.
 
 One module per command group, each with ``register(subparsers)``: rehearse · compare ·
-sweep · plan (:mod:`.rehearsal`), run (:mod:`.run`), runs (:mod:`.runs`), cluster
+sweep · plan (:mod:`.rehearsal`), lint (:mod:`.lint`), run (:mod:`.run`), runs (:mod:`.runs`), cluster
 (:mod:`.cluster`), traffic (:mod:`.traffic`). Every error a user can cause prints one line,
 without a traceback, and exits with the code :func:`deploysim.errors.exit_code` gives it:
 0 promoted or done, 1 not promoted, 2 bad input, 3 the cluster, a metrics source or the
@@ -16,12 +16,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from deploysim.cli import cluster, rehearsal, run, runs, traffic
+from deploysim.cli import cluster, lint, rehearsal, run, runs, traffic
 from deploysim.errors import DeploysimError, exit_code
 from deploysim.redact import Redactor
 from deploysim.redaction.stream import redacted_stderr
 
-GROUPS = (rehearsal, run, runs, cluster, traffic)
+GROUPS = (rehearsal, lint, run, runs, cluster, traffic)
 
 
 def build_parser() -> argparse.ArgumentParser:

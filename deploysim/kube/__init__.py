@@ -148,6 +148,37 @@ def with_timeout(api: Any, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> An
     return api
 
 
+def changed_objects(world: Any) -> list[tuple[str, str]]:
+    """The objects a run has changed so far, as (kind, name): the candidate's Deployment first
+    (it changes at the first step), then each object of ``world.changes`` in the order changed."""
+    from deploysim.kube import naming as n
+
+    first = (world.slot_deployment(n.other_slot(world.stable_slot_cached())) if world.two_slots
+             else str(world.workload))
+    objects = [("Deployment", first)]
+    for change in world.changes:
+        kind, _, name = change.object.partition("/")
+        if name and (kind, name) not in objects:
+            objects.append((kind, name))
+    return objects
+
+
+def run_notifier(target: Any, scenario: Scenario, plan: Plan, run_id: str, api: Any = None,
+                 objects: Callable[[], list[tuple[str, str]]] | None = None) -> Any:
+    """The run's :class:`~deploysim.notify.Notifier`: Events through ``api`` (unless the
+    target's ``events`` is off), Grafana and the webhooks the target names."""
+    from deploysim.notify import Notifier, NotifyConfig, RunContext, Webhook, sinks_for
+
+    config = NotifyConfig(
+        events=bool(getattr(target, "events", True)), grafana_url=getattr(target, "grafana_url", None),
+        grafana_token=getattr(target, "grafana_token", None),
+        grafana_dashboard_uid=getattr(target, "grafana_dashboard_uid", None),
+        webhooks=tuple(Webhook(w["url"], w.get("kind", "generic"), dict(w.get("headers") or {}))
+                       for w in getattr(target, "webhooks", ())))
+    return Notifier(sinks_for(config, api, target.namespace), RunContext.of(scenario, plan, target.namespace, run_id),
+                    objects=objects)
+
+
 def execute_plan(
     scenario: Scenario,
     plan: Plan,
@@ -180,14 +211,38 @@ def execute_plan(
     provider, metric_lines = _analysis_sources(metrics, target, scenario, plan, api, world)
     for line in metric_lines:
         print(f"  {line}")
+    # Events, Grafana and webhooks hear each decision from queues of their own: never waited for
+    notifier = run_notifier(target, scenario, plan, run_id, api, objects=lambda: changed_objects(world))
+
+    def decided(decision: Any) -> None:
+        notifier.rename(world.run_id)  # a resumed run takes the earlier run's id
+        notifier.decision(decision.to_dict())
+        if on_decision is not None:
+            on_decision(decision.to_dict())
+
     try:
         # the world that passed the preflight is the world the run changes
         record = execute(world, provider, approve_after=approve_after, timeout=timeout,
                          resume=bool(getattr(target, "resume", False)) if resume is None else resume,
-                         on_decision=(lambda d: on_decision(d.to_dict())) if on_decision else None,
+                         on_decision=decided,
                          outage_limit=getattr(target, "api_outage_seconds", OUTAGE_LIMIT),
                          lease_seconds=getattr(target, "lease_seconds", LEASE_SECONDS))
+    except BaseException as exc:
+        _notifications(notifier, None, error=f"{type(exc).__name__}: {exc}"[:300])
+        raise
     finally:
         provider.close()
-    record.status = {**record.status, "context": context}
+    record.status = {**record.status, "context": context,
+                     "notifications": _notifications(notifier, record.summary.get("outcome"))}
     return record
+
+
+def _notifications(notifier: Any, outcome: str | None, error: str | None = None) -> dict[str, Any]:
+    """Close the run's notifier (a bounded wait) and say what did not get through."""
+    from deploysim.notify import summary_line
+
+    report = notifier.close(outcome=outcome, error=error)
+    line = summary_line(report)
+    if line:
+        print(line)
+    return report

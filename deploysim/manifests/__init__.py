@@ -185,8 +185,9 @@ def scenario_from_manifests(
     name: str | None = None,
 ) -> Scenario:
     """The scenario (file or built-in default) with the strategy and replicas of the manifest's
-    rollout (the one named ``name`` when there are several); ``--set`` overrides still win
-    over both.
+    rollout (the one named ``name`` when there are several), and what its pod template says of
+    probes, preStop and the grace period (:mod:`~deploysim.manifests.pod_template`); ``--set``
+    overrides still win over both.
 
     The request rate keeps its rate per pod: the scenario's ``traffic.rps`` is sized for the
     scenario's ``replicas``, so when the rehearsal runs another number (the manifest's
@@ -205,6 +206,8 @@ def scenario_from_manifests(
     strategy = dict(data.get("strategy") or {})
     strategy.update(imported.strategy)
     data["strategy"] = strategy
+    if imported.pod:  # the pod template's probes, preStop and grace period
+        data["pod"] = {**(data.get("pod") if isinstance(data.get("pod"), dict) else {}), **imported.pod}
     if imported.replicas is not None:
         data["replicas"] = imported.replicas
     name = imported.source.split(" ", 1)[-1]

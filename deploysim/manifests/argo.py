@@ -31,6 +31,7 @@ from deploysim.manifests.argo_analysis import PROVIDERS, analysis_from_templates
 from deploysim.manifests.argo_steps import CanarySteps, read_canary_steps, starting_step_note
 from deploysim.manifests.deployment import fenceposts, warn_autoscalers, workload_timing
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
+from deploysim.manifests.pod_template import pod_settings
 from deploysim.plan import AnalysisSpec, Plan
 from deploysim.rules.canary import percent_for_replicas
 
@@ -67,8 +68,24 @@ def read_argo_rollout(r: Reader, catalog: Catalog) -> ImportedRollout:
               "progress_deadline_abort": deadline_abort}
     source = f"Rollout {doc.name}"
     if chosen[0] == "canary":
-        return _argo_canary(r, strategy["canary"], catalog, replicas, common, source)
-    return _argo_blue_green(r, strategy["blueGreen"], catalog, replicas, common, source)
+        imported = _argo_canary(r, strategy["canary"], catalog, replicas, common, source)
+    else:
+        imported = _argo_blue_green(r, strategy["blueGreen"], catalog, replicas, common, source)
+    return replace(imported, pod=_pod_template(r, spec, catalog))
+
+
+def _pod_template(r: Reader, spec: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """The pods' probes and shutdown from ``spec.template``, or from the Deployment a
+    ``workloadRef`` names (Argo runs that Deployment's pod template)."""
+    ref = spec.get("workloadRef")
+    if isinstance(ref, dict) and ref.get("kind") == "Deployment" and ref.get("name") in catalog.deployments:
+        target = catalog.deployments[ref["name"]]
+        tspec = target.data.get("spec")
+        return pod_settings(Reader(target, r.warnings), tspec.get("template") if isinstance(tspec, dict) else None,
+                            "spec.template")
+    if isinstance(ref, dict) and ref:
+        return {}  # a template not among the manifests: named by _workload_ref already
+    return pod_settings(r, spec.get("template"), "spec.template")
 
 
 def canary_scale_down_delays(router: bool, delay: int | None, abort_delay: int | None,

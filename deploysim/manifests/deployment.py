@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
+from deploysim.manifests.pod_template import pod_settings
 from deploysim.plan import Plan, Recreate, RollingUpdate
 from deploysim.rules.deployment import (
     DEFAULT_MAX_SURGE,
@@ -101,4 +102,5 @@ def read_deployment(r: Reader, catalog: Catalog) -> ImportedRollout:
     strategy = {"kind": d["kind"], "max_surge": d["max_surge"], "max_unavailable": d["max_unavailable"],
                 "min_ready_seconds": d["min_ready_seconds"],
                 "progress_deadline_seconds": d["progress_deadline_seconds"], "background_analysis": False}
-    return ImportedRollout(d["kind"], f"Deployment {r.doc.name}", d["replicas"], strategy, build, r.warnings)
+    pod = pod_settings(r, r.mapping(r.doc.data.get("spec"), "spec").get("template"), "spec.template")
+    return ImportedRollout(d["kind"], f"Deployment {r.doc.name}", d["replicas"], strategy, build, r.warnings, pod)

@@ -185,6 +185,7 @@ class ImportedRollout:
     strategy: dict[str, Any]
     build: Callable[[int, str], Plan]
     warnings: list[str] = field(default_factory=list)
+    pod: dict[str, Any] = field(default_factory=dict)  # the scenario's pod keys the pod template decides
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from deploysim.analysis.metrics import MetricDef, MetricSource
 from deploysim.errors import ManifestError
 from deploysim.manifests.deployment import deployment_settings, warn_autoscalers
 from deploysim.manifests.documents import Catalog, ImportedRollout, Reader
+from deploysim.manifests.pod_template import pod_settings
 from deploysim.manifests.queries import (
     Measures,
     bounds_to_check,
@@ -168,7 +169,11 @@ def read_canary(r: Reader, catalog: Catalog) -> ImportedRollout:
                         background_analysis=False)
     if kind == "blue-green":
         strategy.update(scale_down_delay_seconds=interval, auto_promotion_seconds=0.0)
-    return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings)
+    pod: dict[str, Any] = {}
+    if target_doc is not None:  # the pods are the target Deployment's
+        pod = pod_settings(Reader(target_doc, r.warnings), r.mapping(target_doc.data.get("spec"), "spec").get("template"),
+                           "spec.template")
+    return ImportedRollout(kind, f"Canary {doc.name}", replicas, strategy, build, r.warnings, pod)
 
 
 # spec.service: what Flagger names and exposes its generated objects with (nothing to simulate) ...

@@ -2,7 +2,8 @@
 
 The queries read the counters and histogram the ``deploysim traffic`` exporter serves
 (``deploysim_requests_total``, ``deploysim_request_duration_seconds``), or any service
-exposing the same names. Transient failures (no connection, a timeout, HTTP 5xx or 429) are
+exposing the same names; a check on saturation, cpu or memory adds cAdvisor's series
+(:mod:`deploysim.providers.saturation`). Transient failures (no connection, a timeout, HTTP 5xx or 429) are
 asked again with exponential backoff through ``tenacity``; a bad query or a wrong URL is
 answered once, since asking again gives the same answer.
 
@@ -22,6 +23,7 @@ import tenacity
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.errors import PrometheusError
+from deploysim.providers.saturation import promql_resources, wants_resources, with_resources
 from deploysim.providers.spec import QUANTILES, VERSIONS, ProviderConfig
 
 REQUESTS_METRIC = "deploysim_requests_total"
@@ -212,13 +214,14 @@ class PrometheusProvider:
     def measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         """The standard window over ``[start, end]`` (epoch seconds); a failure is the
         measurement's ``error``, never an exception. Team metrics in ``spec`` are run by
-        :mod:`deploysim.providers.evaluate`, not here."""
+        :mod:`deploysim.providers.evaluate`, not here. A check on saturation, cpu or memory
+        adds their queries (:mod:`deploysim.providers.saturation`)."""
         try:
-            return self._measure(start, end)
+            return self._measure(start, end, spec)
         except PrometheusError as exc:
             return Measurement(start, end, error=str(exc))
 
-    def _measure(self, start: float, end: float) -> Measurement:
+    def _measure(self, start: float, end: float, spec: Any = None) -> Measurement:
         window = end - start
         if window <= 0:
             raise PrometheusError(f"prometheus at {self.url}: empty window [{start}, {end}]")
@@ -254,6 +257,9 @@ class PrometheusProvider:
                 series_errors=tuple(_count(s_err.get(v, {}).get(t, 0.0)) for t in times),
                 series_latency_p99=tuple(_ms(s_p99.get(v, {}).get(t)) for t in times),
             )
+        if wants_resources(spec):
+            queries = promql_resources(matchers(svc, ns), ns, _range(window))
+            versions = with_resources(versions, {m: _by_version(self.query(q, at=end)) for m, q in queries.items()})
         return Measurement(start, end, versions)
 
     def _series(self, promql: str, first: float, last: float, step: float) -> dict[str, dict[float, float]]:

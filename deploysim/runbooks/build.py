@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from deploysim.durations import parse_duration
 from deploysim.errors import ManifestError, ParameterError, ScenarioError
@@ -51,6 +52,11 @@ class KubeTarget:
     resume: bool = False  # continue the run stored on the cluster
     lease_seconds: int = 60  # how long a killed run's lease holds the service
     api_outage_seconds: float = 120.0  # API out of reach this long: roll back once it answers
+    events: bool = True  # Kubernetes Events on the objects the run changes
+    grafana_url: str | None = None
+    grafana_token: str | None = field(default=None, repr=False)
+    grafana_dashboard_uid: str | None = None
+    webhooks: tuple[dict[str, Any], ...] = ()  # {url, kind, headers} each
 
 
 def build_scenario(params: RunbookParameters) -> tuple[Scenario, dict[str, str]]:
@@ -210,6 +216,9 @@ def kube_target(params: RunbookParameters, scenario: Scenario) -> KubeTarget:
         image=scenario.candidate.image, metrics=params.metrics, probe_urls=dict(params.probe_urls),
         resume=params.resume, lease_seconds=params.lease_seconds,
         api_outage_seconds=parse_duration(params.api_outage_seconds),
+        events=params.events, grafana_url=params.grafana_url,
+        grafana_token=params.grafana_token or os.environ.get("DEPLOYSIM_GRAFANA_TOKEN"),
+        grafana_dashboard_uid=params.grafana_dashboard_uid, webhooks=tuple(params.webhooks),
     )
 
 
@@ -235,4 +244,12 @@ def target_context(params: RunbookParameters, scenario: Scenario, record: Record
         context["outages"] = status["outages"]  # when the API was out of reach, and whether it rolled back
     if status.get("left"):
         context["left"] = status["left"]  # how a run cut off from the API left the cluster
+    if not t.events:
+        context["events"] = False
+    if t.grafana_url:  # the Grafana token not at all
+        context["grafana"] = {"url": t.grafana_url, "dashboard_uid": t.grafana_dashboard_uid}
+    if t.webhooks:  # by host: a webhook's URL is often its own secret
+        context["webhooks"] = [{"kind": w["kind"], "host": urlsplit(w["url"]).hostname} for w in t.webhooks]
+    if status.get("notifications"):
+        context["notifications"] = status["notifications"]  # what each sink sent, what failed and why
     return context

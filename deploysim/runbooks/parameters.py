@@ -31,6 +31,7 @@ from pydantic import (
 
 from deploysim.durations import parse_duration
 from deploysim.errors import ParameterError
+from deploysim.notify.settings import HttpUrl, WebhookList
 from deploysim.redact import REDACTED, is_secret_name
 from deploysim.scenario import IntOrPercent, scenario_error
 
@@ -46,6 +47,7 @@ GROUPS = {
     "strategy": "The strategy's own knobs (None = the scenario's value)",
     "scenario": "Scenario sections, merged into the scenario (pass mappings and lists with -y or -f)",
     "kubernetes": "target kubernetes: the cluster and the workloads (ignored by target sim)",
+    "notify": "target kubernetes: the run's decisions as Kubernetes Events, Grafana annotations, webhooks (sim: none)",
 }
 
 
@@ -156,6 +158,11 @@ class RunbookParameters(BaseModel):
     api_outage_seconds: Duration = _p(
         "2m", "how long the Kubernetes API may be out of reach before the run rolls back (as soon as it "
         "answers)", "str", "kubernetes")
+    events: StrictBool = _p(True, "Kubernetes Events (RolloutStarted, RolloutAborted, ...) on the objects it changes", "bool", "notify")
+    grafana_url: HttpUrl | None = _p(None, "Grafana: a region over the rollout, a point at an abort; None: no annotations", "Optional[str]", "notify")
+    grafana_token: StrictStr | None = _p(None, "Grafana token, sent as Bearer, redacted; None: $DEPLOYSIM_GRAFANA_TOKEN", "Optional[str]", "notify")
+    grafana_dashboard_uid: StrictStr | None = _p(None, "the annotations' dashboard; None: organization-wide", "Optional[str]", "notify")
+    webhooks: WebhookList = _p([], "each notice POSTed to each: [{url: URL, kind: generic or slack, headers: {}}]", "list", "notify")
 
     @field_validator("lease_seconds")
     @classmethod

@@ -29,6 +29,7 @@ from typing import Any
 
 from deploysim.durations import format_duration
 from deploysim.errors import ParameterError, RolloutNotPromoted, TargetUnavailable, exit_code
+from deploysim.lint import check_runbook
 from deploysim.plan import Plan
 from deploysim.record import Record
 from deploysim.redact import Redactor
@@ -71,9 +72,11 @@ RUN_MARK = "deploysim"
 
 def prepare(params: RunbookParameters, given: dict[str, Any] | None = None,
             notebook_hint: str | None = None) -> RunbookRun:
-    """The run the parameters describe: scenario and plan built, target world present."""
+    """The run the parameters describe: scenario and plan built, linted (an error stops the
+    run here, :class:`~deploysim.lint.LintError`), target world present."""
     scenario, setters = build_scenario(params)
     plan = build_plan(params, scenario)
+    check_runbook(params, scenario, plan)
     check_target(params.target)
     given = dict(given if given is not None else params.model_dump(exclude_unset=True))
     return RunbookRun(runbook=params.runbook, params=params, given=given, scenario=scenario, plan=plan,

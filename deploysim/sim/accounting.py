@@ -17,6 +17,7 @@ import numpy as np
 
 from deploysim.analysis.measurement import Measurement, VersionWindow
 from deploysim.record import Samples, StateSample, TrafficBin
+from deploysim.rules.probes import with_silent_endpoints
 from deploysim.rules.service import failure_probability, serve
 from deploysim.sim.sampling import (
     PERCENTILES,
@@ -46,6 +47,9 @@ class Bin:
     pods: tuple[int, int] = (0, 0)
     ready: tuple[int, int] = (0, 0)
     pods_total: int = 0
+    # per version: CPU core-seconds used, memory byte-seconds, CPU capacity core-seconds and
+    # ready pod-seconds (sim/saturation.py)
+    usage: list[list[float]] = field(default_factory=lambda: [[0.0] * 4, [0.0] * 4])
     # drawn later
     requests: tuple[int, ...] | None = None
     failed: tuple[int, ...] = (0, 0, 0)
@@ -63,10 +67,12 @@ class Accounting:
         ready = self._ready_counts()
         pods = (len(self.rs["stable"].pods), len(self.rs["candidate"].pods))
         self._state_ready = ready
+        self._state_routes = self._routes()  # endpoints, and those not answering (sim/probes.py, sim/shutdown.py)
         self._state_pods = pods
         self._state_share = self.share()
         if self.pod_trace is not None:
             self._trace()
+        self.usage.changed()
         rs_s, rs_c = self.rs["stable"], self.rs["candidate"]
         sample = StateSample(
             t=self.env.now, pods=pods, ready=ready,
@@ -98,16 +104,18 @@ class Accounting:
         preview = 0.0
         if self.plan.routing == "active" and share[1] == 0.0 and ready[1] > 0:
             preview = sc.strategy.preview_rps * (now - a)  # smoke tests through the preview service
+        self.usage.account(b, (rps * share[0], rps * share[1] + preview / (now - a)), ready, now - a)
         for i, version in enumerate(VERSIONS):
             lam = total * share[i]
             if lam <= 0 and not (i == 1 and preview > 0):
                 continue
             spec = self.versions[version]
             offered = rps * share[i] + (preview / (now - a) if i == 1 else 0.0)
-            served = serve(offered, ready[i], sc.pod.capacity_rps, spec.error_rate, self.outage_rate,
+            endpoints, silent = self._state_routes[0][i], self._state_routes[1][i]
+            served = serve(offered, endpoints, sc.pod.capacity_rps, spec.error_rate, self.outage_rate,
                            spec.latency_ms or sc.pod.latency_ms)
-            p_fail = served.p_fail
-            loglat = math.log(served.median_ms)
+            p_fail = with_silent_endpoints(served.p_fail, endpoints, silent)
+            loglat = math.log(served.median_ms * self.usage.throttle(i, offered, ready[i]))
             b.lam[i] += lam
             b.mu[i] += lam * p_fail
             b.loglat[i] += lam * loglat
@@ -189,6 +197,7 @@ class Accounting:
             versions[version] = VersionWindow(
                 requests=n, errors=sum(errs), latency_p50=pct[0], latency_p95=pct[1], latency_p99=pct[2],
                 seconds=end - start, series_requests=reqs, series_errors=errs, series_latency_p99=p99s,
+                **self.usage.window(chosen, i),
             )
         return Measurement(start, end, versions)
 

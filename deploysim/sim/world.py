@@ -30,6 +30,9 @@ from deploysim.rules.deployment import (
 from deploysim.rules.service import combined_outage
 from deploysim.scenario import Scenario, Version
 from deploysim.sim.accounting import VERSIONS, Accounting, Bin
+from deploysim.sim.probes import ProbeState, Probing
+from deploysim.sim.saturation import PodUsage
+from deploysim.sim.shutdown import Shutdown
 from deploysim.sim.traffic import TrafficShape
 
 PENDING, STARTING, READY, TERMINATING, GONE = "pending", "starting", "ready", "terminating", "gone"
@@ -45,6 +48,8 @@ class Pod:
     node: int | None = None
     ready_since: float | None = None
     generation: int = 0  # bumps on restart, so stale timers do nothing
+    serving: bool = False  # its application answers (a ready pod that does not fails its requests)
+    probe: ProbeState | None = None  # the kubelet's probe state, for a version with probes (sim/probes.py)
 
 
 @dataclass
@@ -61,9 +66,10 @@ class ReplicaSet:
     desired: int = 0
     pods: list[Pod] = field(default_factory=list)  # not terminating, not gone
     ready: int = 0  # pods in state READY, kept as pods change state
+    mute: int = 0  # of those, pods whose application does not answer
 
 
-class SimWorld(Accounting):
+class SimWorld(Accounting, Probing, Shutdown):
     """One simulated service, its two versions and the traffic to them."""
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, plan: Plan, rng: np.random.Generator) -> None:
@@ -103,6 +109,9 @@ class SimWorld(Accounting):
         self.pod_trace: list[tuple[float, int, int, int, int, int, int]] | None = None
         self.changed = env.event()
         self.on_change: list[Callable[[], None]] = []
+        self._init_probing()
+        self._init_shutdown()
+        self.usage = PodUsage(self)  # CPU, memory, throttling and OOM kills (sim/saturation.py)
 
     # --- start ---------------------------------------------------------------------------
 
@@ -113,8 +122,12 @@ class SimWorld(Accounting):
         for _ in range(self.sc.replicas):
             pod = self._new_pod("stable")
             if self._schedule(pod):
+                pod.serving = True
                 self._set_state(pod, READY)
                 pod.ready_since = -3600.0
+                if self._probed("stable"):
+                    pod.probe = ProbeState(grid=-3600.0, container=-3600.0, started=-3600.0, armed=True)
+                self._arm_hang(pod)
                 self._arm_crash(pod)
                 self._arm_fail(pod)
         self.deployment_template = "stable" if self.plan.strategy in ("rolling", "recreate") else None
@@ -196,17 +209,20 @@ class SimWorld(Accounting):
         if routing == "router":
             w = self.router_weight / 100
             return 1.0 - w, w
-        return replica_ratio_shares(*self._ready_counts())
+        return replica_ratio_shares(*self._endpoint_counts())
 
     def _ready_counts(self) -> tuple[int, int]:
         return self.rs["stable"].ready, self.rs["candidate"].ready
 
     def _set_state(self, pod: Pod, state: str) -> None:
-        """Change a pod's state, keeping its ReplicaSet's ready count."""
+        """Change a pod's state, keeping its ReplicaSet's ready count (and of those, the mute)."""
+        rs = self.rs[pod.version]
         if pod.state == READY and state != READY:
-            self.rs[pod.version].ready -= 1
+            rs.ready -= 1
+            rs.mute -= not pod.serving
         elif state == READY and pod.state != READY:
-            self.rs[pod.version].ready += 1
+            rs.ready += 1
+            rs.mute += not pod.serving
         pod.state = state
 
     # --- pods and nodes ------------------------------------------------------------------
@@ -234,6 +250,9 @@ class SimWorld(Accounting):
 
     def _start(self, pod: Pod) -> None:
         """A scheduled pod starts; it becomes ready after startup + jitter, unless never ready."""
+        if self._probed(pod.version):
+            self._start_probed(pod)  # the kubelet's probes decide (sim/probes.py)
+            return
         if self.versions[pod.version].never_ready:
             return
         p = self.sc.pod
@@ -241,14 +260,20 @@ class SimWorld(Accounting):
         gen = pod.generation
         self.env.timeout(delay).callbacks.append(lambda _ev: self._become_ready(pod, gen))
 
-    def _become_ready(self, pod: Pod, gen: int) -> None:
+    def _become_ready(self, pod: Pod, gen: int, probed_in: bool = False) -> None:
         if pod.state != STARTING or pod.generation != gen:
             return
+        if not probed_in and self._kept_out(pod):
+            return
         self.flush()
+        if not self._probed(pod.version):  # ready exactly when the application serves
+            pod.serving = True
+            self._arm_hang(pod)
         self._set_state(pod, READY)
         pod.ready_since = self.env.now
-        self._arm_crash(pod)
-        self._arm_fail(pod)
+        if self._first_ready(pod):
+            self._arm_crash(pod)
+            self._arm_fail(pod)
         if self.plan.min_ready_seconds > 0:
             self.env.timeout(self.plan.min_ready_seconds).callbacks.append(lambda _ev: self._available_tick())
         self._progress()
@@ -313,9 +338,10 @@ class SimWorld(Accounting):
             self.pending.remove(pod)
             self._set_state(pod, GONE)
             return
+        routed = pod.state == READY
         self._set_state(pod, TERMINATING)
         self.terminating += 1
-        self.env.timeout(self.sc.pod.termination).callbacks.append(lambda _ev: self._gone(pod))
+        self._terminate(pod, routed)  # gone when it exits; routed to for the endpoint lag (sim/shutdown.py)
 
     def _gone(self, pod: Pod) -> None:
         self.flush()
@@ -438,6 +464,7 @@ class SimWorld(Accounting):
         elif fault.kind == "dependency_outage":
             self.outages.append(fault.error_rate)
             self.outage_rate = combined_outage(self.outages)
+            self._dependency_changed()  # readiness checks that call the dependency (sim/probes.py)
             self._snapshot()
             yield self.env.timeout(fault.duration)
             self.flush()

@@ -24,7 +24,11 @@ container image, ``route`` = user|preview):
 - ``deploysim_request_duration_seconds`` histogram (60 buckets from 5 ms to 17.8 s, 15% apart);
 - ``deploysim_ready_pods{...}`` and ``deploysim_candidate_weight`` gauges;
 - ``deploysim_traffic_seconds_total``: seconds of traffic drawn so far, so a rate from two
-  scrapes is exact whatever their timing against the ticks.
+  scrapes is exact whatever their timing against the ticks;
+- each pod's CPU and memory as cAdvisor's series (``container_cpu_usage_seconds_total``,
+  ``container_memory_working_set_bytes``, the CFS and spec series) and
+  ``deploysim_pod_info{pod, version}``, by the saturation model
+  (:mod:`~deploysim.kube.traffic.resources`).
 
 >>> ex = start_exporter("scenario.yaml", kubeconfig="kubeconfig", port=0)  # doctest: +SKIP
 >>> ex.port, ex.url                                                       # doctest: +SKIP

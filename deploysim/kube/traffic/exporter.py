@@ -22,6 +22,7 @@ from deploysim.errors import ClusterError, DeploysimError
 from deploysim.kube import naming
 from deploysim.kube.traffic.families import sample_flows
 from deploysim.kube.traffic.metrics import Metrics
+from deploysim.kube.traffic.resources import Containers
 from deploysim.kube.traffic.routing import (
     VERSIONS,
     Flow,
@@ -94,6 +95,8 @@ class Exporter:
         self.metrics = Metrics(self.service, namespace)
         self.registry = CollectorRegistry()
         self.registry.register(self.metrics)
+        self.containers = Containers(scenario, namespace, self.service)  # cAdvisor-shaped CPU and memory
+        self.registry.register(self.containers)
         self.rng = np.random.default_rng(scenario.seed)
         # the real-shaped families' own draws, so the deploysim_* draws are what they were
         self.real_rng = np.random.default_rng([scenario.seed, 1])
@@ -327,12 +330,14 @@ class Exporter:
         )
         preview = preview_backend(self.service, pods, self._services, sc.candidate.image)
         flows = plan_flows(backends, preview, user_rps, sc.strategy.preview_rps, versions)
-        tick, draws = sample_flows(self.rng, sc, flows, seconds, outage_rate(sc, b))
+        tick, draws = sample_flows(self.rng, sc, flows, seconds, outage_rate(sc, b),
+                                   {p.name: p.resources.cpu_limit for p in pods if p.resources is not None})
         real = self.metrics.real.prepare(flows, draws, {p.name: p for p in pods}, self.real_rng,
                                          expected_flows(backends, preview, versions))
         self.metrics.add(
             tick, ready=ready_pods(pods, versions), weight=candidate_weight(flows), real=real
         )
+        self.containers.add(pods, flows, versions, seconds)
         self.flows = flows
         self.history.append((now, self.metrics.totals()))
 

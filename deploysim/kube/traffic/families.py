@@ -107,7 +107,8 @@ class FlowDraw:
 
 
 def sample_flows(rng: np.random.Generator, scenario: Scenario, flows: list[Flow], seconds: float,
-                 outage: float = 0.0) -> tuple[TickCounts, list[FlowDraw]]:
+                 outage: float = 0.0, cpu_limits: Mapping[str, float | None] | None = None,
+                 ) -> tuple[TickCounts, list[FlowDraw]]:
     """``sample_tick``'s draw, summed per (version, route) as it sums it and kept per flow.
 
     ``sample_tick`` draws per flow, in the flows' order, and only sums by (version, route); a
@@ -115,7 +116,7 @@ def sample_flows(rng: np.random.Generator, scenario: Scenario, flows: list[Flow]
     arrays and hands the draws back one by one, so the sums are the ones it would give.
     """
     keyed = [replace(f, route=str(i)) for i, f in enumerate(flows)]
-    drawn = sample_tick(rng, scenario, keyed, seconds, outage)
+    drawn = sample_tick(rng, scenario, keyed, seconds, outage, cpu_limits)
     width = len(BUCKETS) + 1
     draws = [FlowDraw(drawn.codes.get((f.version, f.route), np.zeros(len(CODES), dtype=np.int64)),
                       drawn.buckets.get((f.version, f.route), np.zeros(width, dtype=np.int64)),

@@ -19,6 +19,7 @@ from typing import Any
 
 from deploysim.kube import naming
 from deploysim.rules.routes import backend_weight, route_refs
+from deploysim.rules.saturation import PodResources, parse_resources
 
 VERSIONS = ("stable", "candidate")
 ROUTES = ("user", "preview")
@@ -26,7 +27,9 @@ ROUTES = ("user", "preview")
 
 @dataclass(frozen=True)
 class PodView:
-    """What the model needs of a pod (``workload``: its Deployment, see :func:`workload_of`)."""
+    """What the model needs of a pod (``workload``: its Deployment, see :func:`workload_of`;
+    ``container`` and ``resources``: its first container's name and requests and limits,
+    None when it declares none)."""
 
     name: str
     labels: Mapping[str, str]
@@ -34,6 +37,8 @@ class PodView:
     ready: bool
     workload: str = ""
     service_account: str = "default"
+    container: str = "app"
+    resources: PodResources | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,23 @@ def pod_view(pod: Any) -> PodView:
     labels = dict(meta.labels or {})
     owners = [(o.kind, o.name) for o in (meta.owner_references or []) if o.controller]
     account = (spec.service_account_name if spec else None) or "default"
+    first = spec.containers[0] if spec and spec.containers else None
     return PodView(meta.name, labels, image or "", ready,
-                   workload_of(meta.name, labels, owners, bool(meta.generate_name)), account)
+                   workload_of(meta.name, labels, owners, bool(meta.generate_name)), account,
+                   (first.name if first is not None else None) or "app", container_resources(first))
+
+
+def container_resources(container: Any) -> PodResources | None:
+    """A ``V1Container``'s requests and limits, None when it declares none (or one the
+    API server would not have taken)."""
+    res = getattr(container, "resources", None)
+    requests, limits = (getattr(res, "requests", None) or {}), (getattr(res, "limits", None) or {})
+    if not requests and not limits:
+        return None
+    try:
+        return parse_resources(requests, limits)
+    except ValueError:
+        return None
 
 
 def workload_of(name: str, labels: Mapping[str, str], owners: Sequence[tuple[str, str]],

@@ -10,12 +10,15 @@ tick does not grow with rps.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from deploysim.kube.traffic.routing import Flow
+from deploysim.resources import costs_of
 from deploysim.rules import service
+from deploysim.rules.saturation import cpu_demand, throttle_factor
 from deploysim.scenario import Scenario
 
 CODES = ("200", "500", "503")
@@ -53,10 +56,13 @@ def sample_tick(
     flows: list[Flow],
     seconds: float,
     outage: float = 0.0,
+    cpu_limits: Mapping[str, float | None] | None = None,
 ) -> TickCounts:
     """Draw ``seconds`` worth of the flows' requests: codes and latency buckets.
 
-    Failure and latency follow the service model per pod (see the module docstring).
+    Failure and latency follow the service model per pod (see the module docstring); a pod
+    past its CPU limit (``cpu_limits`` by pod name, else the scenario's ``pod.resources``)
+    answers ``demand / limit`` times slower (:mod:`deploysim.rules.saturation`).
     """
     out = TickCounts(seconds=max(seconds, 0.0))
     if not flows or seconds <= 0:
@@ -83,7 +89,14 @@ def sample_tick(
     n = rng.poisson(np.array([f.rps * seconds for f in flows]))
     codes = rng.multinomial(n, np.stack([p200, p500, p503], axis=1))  # order of CODES
     # latency of the requests a pod took (a request with no endpoint has none)
-    log_median = np.log(np.array([m.median_ms for m in model]) / 1000.0)
+    default_limit = scenario.pod.resources.parsed().cpu_limit
+    slow = np.array([
+        1.0 if f.pod is None else throttle_factor(
+            cpu_demand(load[f.pod], costs_of(spec[f.version])),
+            (cpu_limits or {}).get(f.pod, default_limit))
+        for f in flows
+    ])
+    log_median = np.log(np.array([m.median_ms for m in model]) * slow / 1000.0)
     sigma = np.array([spec[f.version].latency_sigma for f in flows])
     cdf = service.latency_cdf(
         np.log(np.array(BUCKETS))[None, :], log_median[:, None], sigma[:, None]
