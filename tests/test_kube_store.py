@@ -124,12 +124,14 @@ def test_a_resumed_run_is_a_new_holder_and_waits_for_the_killed_ones_lease(clust
         store("run-b").lock()
 
 
-def test_a_run_whose_lease_was_taken_stops_before_writing(cluster: FakeCluster) -> None:
+def test_a_run_whose_lease_was_taken_stops_before_observing_or_writing(cluster: FakeCluster) -> None:
     s = store("run-b")
     s.lock()
     _lease(cluster, "run-c pid 2 on elsewhere", renewed_ago=0)  # taken while run-b was out of reach
+    before = list(cluster.calls)
     with pytest.raises(LeaseHeld, match="run run-c pid 2 on elsewhere took over"):
-        s.save({"phase": PROGRESSING})
+        s.requests(PROGRESSING)  # the first call of every pass of the drive loop
+    assert [c for c in cluster.calls[len(before):] if c[1] != "Lease"] == []  # read nothing else
     with pytest.raises(KeyError):
         cluster.raw("ConfigMap", NAME)
     s.unlock()  # not its lease any more: left to its holder
@@ -180,9 +182,9 @@ def test_a_first_lock_creates_the_lease_and_unlock_frees_it(cluster: FakeCluster
     assert _holder(cluster) == holder_identity("run-c")
 
 
-def test_save_renews_the_lease(cluster: FakeCluster) -> None:
+def test_each_pass_renews_the_lease_first(cluster: FakeCluster) -> None:
     _lease(cluster, holder_identity("run-b"), renewed_ago=LEASE_SECONDS - 1)
-    store("run-b").save({"phase": PROGRESSING})
+    store("run-b").requests(PROGRESSING)
     renewed = cluster.raw("Lease", NAME)["spec"]["renewTime"]
     age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
     assert age.total_seconds() < 5

@@ -89,7 +89,8 @@ def test_a_message_is_bounded_at_one_kilobyte() -> None:
     ("paused", None, False, "RolloutStopped", "Warning", True),
     ("incomplete", None, False, "RolloutStopped", "Warning", True),
     (None, "ClusterError: forbidden", False, "RolloutStopped", "Warning", True),
-    (None, "ClusterError: the last patch refused", True, "RolloutFinished", "Warning", False),
+    # an error after the promotion or rollback (the last patch refused) is news too
+    (None, "ClusterError: the last patch refused", True, "RolloutFinished", "Warning", True),
 ])
 def test_the_end_is_announced_only_when_no_promotion_or_rollback_was(outcome, error, told_end, reason, kind_type,
                                                                      announce) -> None:

@@ -228,7 +228,9 @@ def execute_plan(
                          outage_limit=getattr(target, "api_outage_seconds", OUTAGE_LIMIT),
                          lease_seconds=getattr(target, "lease_seconds", LEASE_SECONDS))
     except BaseException as exc:
-        _notifications(notifier, None, error=f"{type(exc).__name__}: {exc}"[:300])
+        from deploysim.redact import redact_text
+
+        _notifications(notifier, None, error=redact_text(f"{type(exc).__name__}: {exc}")[:300])
         raise
     finally:
         provider.close()

@@ -50,15 +50,15 @@ UNREACHABLE_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 
 
 def unreachable_at(api: Any) -> Callable[[BaseException], bool]:
-    """:func:`unreachable`, and also a 401 or 403 from an API server that is not ready: one
-    just started again answers before its authorizer has loaded the RBAC rules
-    (kube-apiserver's ``/readyz`` waits for ``poststarthook/rbac/bootstrap-roles``). A
-    refusal from a ready server is a refusal."""
+    """:func:`unreachable`, and also a 403 from an API server that is not ready: one just
+    started again answers before its authorizer has loaded the RBAC rules (kube-apiserver's
+    ``/readyz`` waits for ``poststarthook/rbac/bootstrap-roles``). A refusal from a ready
+    server is a refusal, and a 401 always is (a token that expired stays expired)."""
 
     def check(exc: BaseException) -> bool:
         if unreachable(exc):
             return True
-        return isinstance(exc, ApiException) and exc.status in (401, 403) and not api_ready(api)
+        return isinstance(exc, ApiException) and exc.status == 403 and not api_ready(api)
 
     return check
 
@@ -70,7 +70,12 @@ def api_ready(api: Any) -> bool:
                               _return_http_data_only=True, _request_timeout=(5, 10))
     except Exception:  # noqa: BLE001 - refused, forbidden, timed out: not ready
         return False
-    return getattr(answer, "status", None) == 200
+    try:
+        return getattr(answer, "status", None) == 200
+    finally:
+        release = getattr(answer, "release_conn", None)  # back to the pool: not preloaded
+        if release is not None:
+            release()
 
 
 def unreachable(exc: BaseException) -> bool:

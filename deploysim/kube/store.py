@@ -7,11 +7,14 @@ steers the run by annotating the ConfigMap (``deploysim.io/promote: "true"``,
 ``deploysim.io/abort: "true"``); each mark is taken once.
 
 The Lease is held by one process (``<run> pid <pid> on <host>``, so a resumed run is a new
-holder) and renewed at every pass, as client-go's leader election renews its lock
-(kubernetes/client-go tools/leaderelection/leaderelection.go ``tryAcquireOrRenew``: a lock
-held by another identity is taken only once ``renewTime + leaseDurationSeconds`` has passed).
-A second run is refused while the lease is fresh, with its holder named; a killed run's lease
-is taken over once it has expired. A run that finds its lease taken stops before acting again.
+holder) and renewed at the start of every pass, as client-go's leader election renews its
+lock (kubernetes/client-go tools/leaderelection/leaderelection.go ``tryAcquireOrRenew``): a
+lock held by another identity is taken only once it has expired. client-go times the expiry
+from when it last saw the record change, on its own clock; a run that starts cannot wait a
+whole lease to find out, so here it is ``renewTime + leaseDurationSeconds`` against this
+machine's clock, which assumes the hosts' clocks agree to within seconds (NTP). A second run
+is refused while the lease is fresh, with its holder named; a killed run's lease is taken
+over once it has expired. A run that finds its lease taken stops before it observes or acts.
 """
 
 from __future__ import annotations
@@ -92,7 +95,6 @@ class ClusterStore:
         steady = {k: v for k, v in self.saved.items() if k not in ("elapsed", "progress")}
         text = json.dumps({**data, "saved": [steady, int(self.saved["elapsed"] // 5)]}, sort_keys=True,
                           default=str)
-        self.renew()  # before writing: a run whose lease was taken writes nothing more
         if text != self._last:
             body = client.V1ConfigMap(
                 metadata=client.V1ObjectMeta(name=self.name, annotations={n.RUN_ANNOTATION: self.run_id}),
@@ -115,7 +117,10 @@ class ClusterStore:
             return []
 
     def requests(self, phase: str) -> Requests:
-        """A person's promote (only while paused) and abort marks, each taken once."""
+        """A person's promote (only while paused) and abort marks, each taken once. The first
+        call of every pass of the loop: the lease is renewed here, so a run whose lease was
+        taken (it was out of reach longer than the lease) stops before it observes or acts."""
+        self.renew()
         state = self.load()
         marks = state["annotations"] if state else {}
         promote = phase == PAUSED and marks.get(n.PROMOTE_ANNOTATION) == "true"

@@ -108,6 +108,7 @@ class Notifier:
         self.drain_seconds = drain_seconds
         self.deliveries = [Delivery(sink, capacity) for sink in sinks]
         self.told_end = False
+        self.started = False  # a notice was sent: the run began
         self.step: int | None = None
         self.errors: list[str] = []
         self.report: dict[str, Any] | None = None
@@ -142,6 +143,7 @@ class Notifier:
         if notice is None:
             return None
         self.told_end = self.told_end or notice.kind in TERMINAL_KINDS
+        self.started = True
         for delivery in self.deliveries:
             delivery.submit(notice)
         return notice
@@ -151,7 +153,7 @@ class Notifier:
         (the same report again on a second call)."""
         if self.report is not None:
             return self.report
-        if self.deliveries:
+        if self.deliveries and self.started:  # a run refused before it began told nobody anything
             end = end_notice(self.context, self.clock(), outcome=outcome, error=error, told_end=self.told_end,
                              step=self.step, objects=self._objects())
             for delivery in self.deliveries:

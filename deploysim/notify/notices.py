@@ -203,7 +203,7 @@ def end_notice(context: RunContext, now: float, *, outcome: str | None, error: s
         kind_type = NORMAL if outcome == "promoted" else WARNING
         message = f"Run ended: {outcome}" + (f" ({error})" if error else "")
         return Notice("end", "RolloutFinished", kind_type, _cap(message), now, context, None,
-                      tuple(objects), announce=False, outcome=outcome)
+                      tuple(objects), announce=bool(error), outcome=outcome)
     if error:
         message = f"Run stopped{where} by an error, neither promoted nor rolled back: {error}"
     else:

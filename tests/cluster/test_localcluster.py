@@ -357,7 +357,9 @@ def test_every_pod_stage_is_shipped():
         "node-initialize",
         "pod-delete",
         "pod-fail",
+        "pod-probe-clock",
         "pod-ready",
+        "pod-serving",
         "pod-start",
     ]
 
