@@ -15,6 +15,12 @@ whole lease to find out, so here it is ``renewTime + leaseDurationSeconds`` agai
 machine's clock, which assumes the hosts' clocks agree to within seconds (NTP). A second run
 is refused while the lease is fresh, with its holder named; a killed run's lease is taken
 over once it has expired. A run that finds its lease taken stops before it observes or acts.
+
+The ConfigMap also keeps the releases promoted in the namespace (``releases``: digest, image,
+run, finished at, environment; the latest :data:`KEPT_RELEASES`), written once a run is
+promoted (:func:`keep_release`) and carried over by every later status write, so a later run
+of another digest does not erase the evidence a gated environment reads
+(:func:`read_releases`, :mod:`deploysim.release`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from deploysim.observation import Decision
 LEASE_SECONDS = 60
 #: The decisions kept with the status for a resumed run's record (the latest ones).
 KEPT_DECISIONS = 500
+#: The ConfigMap key of the promoted releases, and how many it keeps (the latest ones).
+RELEASES_KEY = "releases"
+KEPT_RELEASES = 20
 
 
 class LeaseHeld(ClusterError):
@@ -70,6 +79,7 @@ class ClusterStore:
         self.lease_seconds = lease_seconds
         self.holder = holder_identity(run_id)
         self._last = ""
+        self._releases: str | None = None  # the namespace's promoted releases, carried over
 
     # --- the status --------------------------------------------------------------------------
 
@@ -80,7 +90,10 @@ class ClusterStore:
             if exc.status == 404:
                 return None
             raise
-        return {"data": cm.data or {}, "annotations": cm.metadata.annotations or {}}
+        data = cm.data or {}
+        if data.get(RELEASES_KEY):
+            self._releases = data[RELEASES_KEY]
+        return {"data": data, "annotations": cm.metadata.annotations or {}}
 
     def save(self, status: dict[str, Any]) -> None:
         self.saved["elapsed"] = self.elapsed()
@@ -91,6 +104,8 @@ class ClusterStore:
             "strategy": self.strategy,
             "decisions": json.dumps([d.to_dict() for d in self.decisions[-KEPT_DECISIONS:]], default=str),
         }
+        if self._releases:  # the status is replaced whole: the releases promoted before stay
+            data[RELEASES_KEY] = self._releases
         # write when the status changed, and every few seconds for the clock a resume needs
         steady = {k: v for k, v in self.saved.items() if k not in ("elapsed", "progress")}
         text = json.dumps({**data, "saved": [steady, int(self.saved["elapsed"] // 5)]}, sort_keys=True,
@@ -196,3 +211,69 @@ def lease_left(spec: client.V1LeaseSpec, now: dt.datetime) -> float:
     (15.0, 0.0)
     """
     return max((spec.lease_duration_seconds or 0) - lease_age(spec, now), 0.0)
+
+
+# --- the releases promoted in the namespace ----------------------------------------------------
+
+
+def parse_releases(text: str | None) -> list[dict[str, Any]]:
+    """The releases a ConfigMap's ``releases`` value lists; nothing for a damaged value.
+
+    >>> parse_releases('[{"digest": "sha256:ab", "run": "r1"}, 3]'), parse_releases("{")
+    ([{'digest': 'sha256:ab', 'run': 'r1'}], [])
+    """
+    try:
+        rows = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def add_release(releases: list[dict[str, Any]], entry: dict[str, Any],
+                keep: int = KEPT_RELEASES) -> list[dict[str, Any]]:
+    """``releases`` with ``entry`` last, an earlier entry of the same digest and environment
+    dropped, and only the latest ``keep`` kept.
+
+    >>> rows = [{"digest": f"sha256:{i}", "environment": "staging"} for i in range(3)]
+    >>> [r["digest"] for r in add_release(rows, {"digest": "sha256:0", "environment": "staging"}, keep=2)]
+    ['sha256:2', 'sha256:0']
+    """
+    same = (entry.get("digest"), entry.get("environment"))
+    kept = [r for r in releases if (r.get("digest"), r.get("environment")) != same]
+    return [*kept, entry][-keep:]
+
+
+def read_releases(api: client.ApiClient, namespace: str, service: str) -> dict[str, Any] | None:
+    """The promoted releases the service's status ConfigMap keeps, with the latest run there
+    (``run``, ``phase``); None when there is no ConfigMap (no run was ever there)."""
+    try:
+        cm = client.CoreV1Api(api).read_namespaced_config_map(n.status_configmap(service), namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = cm.data or {}
+    try:
+        phase = json.loads(data.get("status") or "{}").get("phase")
+    except (ValueError, AttributeError):
+        phase = None
+    return {"releases": parse_releases(data.get(RELEASES_KEY)), "run": data.get("run"), "phase": phase}
+
+
+def keep_release(api: client.ApiClient, namespace: str, service: str, entry: dict[str, Any]) -> str:
+    """Add a promoted release to the service's status ConfigMap; returns where it is kept.
+    Only the ``releases`` key is patched: the status beside it stays as the run left it."""
+    core = client.CoreV1Api(api)
+    name = n.status_configmap(service)
+    try:
+        cm = core.read_namespaced_config_map(name, namespace)
+        rows = parse_releases((cm.data or {}).get(RELEASES_KEY))
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name), data={}))
+        rows = []
+    text = json.dumps(add_release(rows, entry), sort_keys=True)
+    core.patch_namespaced_config_map(name, namespace, {"data": {RELEASES_KEY: text}})
+    return f"ConfigMap {namespace}/{name} ({RELEASES_KEY})"

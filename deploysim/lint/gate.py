@@ -4,7 +4,7 @@ A runbook lints what it is about to run: the scenario its parameters built (the 
 deploys, the plan, the replicas) or, with ``manifest``, the rollout it picked among the
 manifests (its pods, its plan, the disruption budgets of the set) and the image it deploys.
 The freeze calendar applies to a run on a cluster (``target: kubernetes``), binding when its
-environment is production (a ``environment`` parameter, when the runbook has one); a
+environment is production (the runbook's ``environment`` parameter); a
 rehearsal (``target: sim``) deploys nothing and is never frozen. Nothing is rehearsed: costs
 are for ``deploysim lint``.
 

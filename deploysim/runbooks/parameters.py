@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -33,6 +32,7 @@ from deploysim.durations import parse_duration
 from deploysim.errors import ParameterError
 from deploysim.notify.settings import HttpUrl, WebhookList
 from deploysim.redact import REDACTED, is_secret_name
+from deploysim.release.parameters import GROUP_TITLE, ReleaseParameters
 from deploysim.scenario import IntOrPercent, scenario_error
 
 RUNBOOKS = ("rolling", "canary", "blue_green", "rollback")
@@ -44,6 +44,7 @@ PAPERMILL_NAMES = frozenset({"PAPERMILL_INPUT_PATH", "PAPERMILL_OUTPUT_PATH"})
 
 GROUPS = {
     "run": "What to run, where, and where the record goes",
+    "release": GROUP_TITLE,
     "strategy": "The strategy's own knobs (None = the scenario's value)",
     "scenario": "Scenario sections, merged into the scenario (pass mappings and lists with -y or -f)",
     "kubernetes": "target kubernetes: the cluster and the workloads (ignored by target sim)",
@@ -68,8 +69,9 @@ def _duration_or_none(value: Any) -> Any:
 Duration = Annotated[StrictStr | StrictInt | float, BeforeValidator(_duration_or_none)]
 
 
-class RunbookParameters(BaseModel):
-    """Parameters every runbook takes. Unknown names, wrong types and bad values are errors."""
+class RunbookParameters(ReleaseParameters):
+    """Parameters every runbook takes (the release's, :mod:`deploysim.release.parameters`, too).
+    Unknown names, wrong types and bad values are errors."""
 
     model_config = ConfigDict(extra="forbid")
     runbook: ClassVar[str] = ""

@@ -33,6 +33,7 @@ from deploysim.lint import check_runbook
 from deploysim.plan import Plan
 from deploysim.record import Record
 from deploysim.redact import Redactor
+from deploysim.release import keep_promoted, release_check
 from deploysim.runbooks.build import build_plan, build_scenario, kube_target, target_context
 from deploysim.runbooks.notebook import ENV_RUN_DIR, injected_names, notebook_output_path, repo_root
 from deploysim.runbooks.outcome import Outcome, judge_outcome
@@ -73,15 +74,20 @@ RUN_MARK = "deploysim"
 def prepare(params: RunbookParameters, given: dict[str, Any] | None = None,
             notebook_hint: str | None = None) -> RunbookRun:
     """The run the parameters describe: scenario and plan built, linted (an error stops the
-    run here, :class:`~deploysim.lint.LintError`), target world present."""
+    run here, :class:`~deploysim.lint.LintError`), target world present, and the release gate
+    passed (:func:`deploysim.release.release_check`: a gated environment's run without a
+    passing run of its digest before it stops here, exit 2, unless overridden)."""
     scenario, setters = build_scenario(params)
     plan = build_plan(params, scenario)
-    check_runbook(params, scenario, plan)
+    found = check_runbook(params, scenario, plan)
     check_target(params.target)
+    release = release_check(params, scenario)
     given = dict(given if given is not None else params.model_dump(exclude_unset=True))
+    lint = [{"id": f.id, "severity": f.severity, "path": f.location.describe(), "message": f.message,
+             "subject": f.subject} for f in found]  # the warnings the run went on with
     return RunbookRun(runbook=params.runbook, params=params, given=given, scenario=scenario, plan=plan,
                       redactor=Redactor.from_parameters(params.model_dump()), setters=setters,
-                      notebook_hint=notebook_hint)
+                      notebook_hint=notebook_hint, release=release, lint=lint)
 
 
 def validate_parameters(runbook: str, namespace: Mapping[str, Any]) -> RunbookRun:
@@ -268,6 +274,8 @@ class RunbookRun:
     redactor: Redactor
     setters: dict[str, str] = field(default_factory=dict)
     notebook_hint: str | None = None
+    release: dict[str, Any] | None = None  # environment, image, digest and the gate's decision
+    lint: list[dict[str, Any]] = field(default_factory=list)
     folder: Path | None = None
     record: Record | None = None
     outcome: Outcome | None = None
@@ -291,6 +299,10 @@ class RunbookRun:
         print("parameters given: " + (", ".join(f"{k}={v!r}" for k, v in given.items()) or "none (defaults)"))
         print(f"service {sc.service}: {sc.replicas} replicas, stable {sc.stable.image} "
               f"-> candidate {sc.candidate.image}")
+        if self.release and self.release.get("environment"):
+            gate = self.release["gate"]
+            print(f"environment {self.release['environment']}, digest {self.release['digest']}: " + (
+                gate.get("why") or ("gate passed" if gate["passed"] else "gate OVERRIDDEN")))
         if p.target == "sim":
             print(f"simulated {format_duration(sc.duration)}, rollout starts at {format_duration(sc.start_at)}, "
                   f"seed {sc.seed}, approve {sc.approve}")
@@ -339,6 +351,8 @@ class RunbookRun:
             "cwd": str(Path.cwd()),
             "target": target_context(self.params, self.scenario, self.record),
             "parameters": {"given": jsonable(self.given), "resolved": self.params.model_dump(mode="json")},
+            "release": self.release,  # `environment` above is the machine's
+            "lint": self.lint,
             "clock": "seconds from the start of the simulated world" if self.params.target == "sim"
             else "seconds from the start of the run",
             "files": dict(self._files),
@@ -396,7 +410,7 @@ class RunbookRun:
         record = self._need_record()
         assert self.folder is not None
         for name, plot in zip(PLOTS, (plot_traffic, plot_pods), strict=True):
-            plot(record, self.folder / f"{name}.png")
+            plot(record, self.folder / f"{name}.png", runbook=self.runbook)
             self._files[name] = f"{name}.png"
             if show:
                 _show_png(self.folder / f"{name}.png")
@@ -429,6 +443,10 @@ class RunbookRun:
         self._files.update(timeline="timeline.csv", summary="summary.json", record=RECORD_FILE)
         self.outcome = judge_outcome(self.params, self.scenario, record)
         self.finished_at = iso(utc_now())
+        release = self.release
+        if (release and release.get("digest") and self.params.target == "kubernetes"
+                and self.outcome.outcome == "promoted" and self.outcome.exit_code == 0):
+            release["kept"] = keep_promoted(self.params, self.scenario, release, self.folder.name, self.finished_at)
         self._write_record()
         _show_record(self.redactor.data(jsonable(
             {"version": TRAIL_VERSION, "run": self.folder.name, "runbook": self.runbook,

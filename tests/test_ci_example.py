@@ -1,0 +1,187 @@
+"""examples/ci/release-pipeline.yml: the jobs' order, the digest handed from build to staging to
+production, the artifacts, and every command in it as this project's parsers read it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import papermill.cli
+import pytest
+import yaml
+
+from deploysim.cli import build_parser
+from deploysim.release import ReleaseRefused
+from deploysim.runbooks import collect_parameters, validate_parameters
+from deploysim.scenario import default_scenario_path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / "examples" / "ci" / "release-pipeline.yml"
+DIGEST = "sha256:" + "c" * 64
+IMAGE = f"ghcr.io/acme/checkout:0123abc@{DIGEST}"
+# what GitHub would put in the expressions the commands use
+EXPRESSIONS = {
+    "steps.push.outputs.digest": DIGEST, "needs.build.outputs.image": IMAGE,
+    "needs.staging.outputs.image": IMAGE, "github.repository": "acme/checkout", "github.sha": "0123abc",
+    "github.workflow": "release", "github.run_number": "7", "github.actor": "ana", "github.run_id": "99",
+    "vars.STAGING_PROMETHEUS_URL": "http://prometheus.staging:9090",
+    "vars.PRODUCTION_PROMETHEUS_URL": "http://prometheus.production:9090",
+}
+SEPARATORS = {"||", "&&", ";", "|", ">", ">>"}
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def _expressions(text: str) -> str:
+    def value(m: re.Match[str]) -> str:
+        expr = m.group(1)
+        if expr.startswith("secrets."):
+            return "not-a-secret"
+        return EXPRESSIONS[expr]  # an expression the test does not know is a failure
+
+    return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", value, text)
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """Shell variables and GitHub expressions replaced by sample values (unknown ones fail)."""
+    text = _expressions(text)
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env[m.group(1)], text)
+
+
+def _commands(script: str, env: dict[str, str]) -> list[list[str]]:
+    """The simple commands of a step's script, each as argv."""
+    found = []
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(_expand(line, env), posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        command: list[str] = []
+        for token in [*lexer, ";"]:
+            if token in SEPARATORS:
+                if command and command[0] == "do":
+                    command = command[1:]
+                if command:
+                    found.append(command)
+                command = []
+            else:
+                command.append(token)
+    return found
+
+
+def _all_commands(workflow: dict[str, Any], tmp_path: Path) -> list[tuple[str, list[str]]]:
+    base = {"SCENARIO": str(default_scenario_path()), "MANIFEST": str(ROOT / "tests" / "manifests"),
+            "RUNNER_TEMP": str(tmp_path), "GITHUB_SHA": "0123abc", "GITHUB_OUTPUT": str(tmp_path / "out"),
+            "run": "runs/production/x/"}
+    base["REGISTRY_IMAGE"] = _expressions(workflow["env"]["REGISTRY_IMAGE"])
+    out = []
+    for name, job in workflow["jobs"].items():
+        job_env = {**base, **{k: _expressions(str(v)) for k, v in (job.get("env") or {}).items()}}
+        for step in job["steps"]:
+            env = {**job_env, **{k: _expressions(str(v)) for k, v in (step.get("env") or {}).items()}}
+            if "run" in step:
+                out += [(name, argv) for argv in _commands(step["run"], env)]
+    return out
+
+
+def test_the_jobs_run_in_order_and_production_needs_everything_before_it(workflow) -> None:
+    jobs = workflow["jobs"]
+
+    def needs(name: str) -> set[str]:
+        direct = jobs[name].get("needs", [])
+        direct = [direct] if isinstance(direct, str) else direct
+        return set(direct).union(*(needs(d) for d in direct)) if direct else set()
+
+    assert set(jobs) == {"lint", "test", "build", "rehearse", "staging", "production"}
+    assert needs("build") == {"lint", "test"}
+    assert "build" in needs("rehearse") and "rehearse" in needs("staging")
+    assert needs("production") == {"lint", "test", "build", "rehearse", "staging"}
+    # the manual gate: production is a protected GitHub environment, staging its own
+    assert jobs["production"]["environment"]["name"] == "production"
+    assert jobs["staging"]["environment"] == "staging"
+
+
+def test_production_deploys_the_digest_staging_deployed(workflow) -> None:
+    jobs = workflow["jobs"]
+    push = next(s for s in jobs["build"]["steps"] if s.get("id") == "push")
+    assert push["uses"].startswith("docker/build-push-action@")
+    assert jobs["build"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+    ref = next(s for s in jobs["build"]["steps"] if s.get("id") == "ref")
+    assert ref["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}" and "@$DIGEST" in ref["run"]
+    assert jobs["build"]["outputs"]["image"] == "${{ steps.ref.outputs.image }}"
+    assert jobs["staging"]["env"]["IMAGE"] == "${{ needs.build.outputs.image }}"
+    assert jobs["staging"]["outputs"]["image"] == "${{ steps.deployed.outputs.image }}"
+    assert jobs["production"]["env"]["IMAGE"] == "${{ needs.staging.outputs.image }}"
+    # the staging job's record folder is production's evidence
+    upload = next(s for s in jobs["staging"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    download = next(s for s in jobs["production"]["steps"]
+                    if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert download["with"]["name"] == upload["with"]["name"] == "staging-records"
+    staging_run = next(s["run"] for s in jobs["staging"]["steps"] if "runbooks/" in s.get("run", ""))
+    production_run = next(s["run"] for s in jobs["production"]["steps"] if "runbooks/" in s.get("run", ""))
+    assert "-r record_dir runs/staging" in staging_run and upload["with"]["path"] == "runs/staging/"
+    assert f"-r staging_records {download['with']['path']}" in production_run
+
+
+def test_every_job_keeps_its_reports_whatever_the_outcome(workflow) -> None:
+    for name, job in workflow["jobs"].items():
+        uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
+        assert uploads and all(s.get("if") == "always()" for s in uploads), name
+        runbook = [s for s in job["steps"] if "papermill runbooks/" in s.get("run", "")]
+        assert all("if" not in s for s in runbook), name  # a runbook's exit code fails its job
+    lint = workflow["jobs"]["lint"]
+    sarif = next(s for s in lint["steps"] if s.get("uses", "").startswith("github/codeql-action/upload-sarif@"))
+    assert sarif["if"] == "always()" and lint["permissions"]["security-events"] == "write"
+    assert f"--output {sarif['with']['sarif_file']}" in next(s["run"] for s in lint["steps"]
+                                                             if "--format sarif" in s.get("run", ""))
+    for name, job in workflow["jobs"].items():
+        for key, value in (job.get("env") or {}).items():
+            if "TOKEN" in key or "KUBECONFIG" in key:
+                assert str(value).startswith("${{ secrets."), (name, key)
+
+
+def test_every_deploysim_command_parses_with_the_real_cli(workflow, tmp_path: Path) -> None:
+    commands = [argv for _, argv in _all_commands(workflow, tmp_path) if argv[0] == "deploysim"]
+    assert {argv[1] for argv in commands} == {"lint", "runs"}
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv[1:])  # SystemExit (exit 2) on anything it does not take
+        assert callable(args.func)
+
+
+def _runbook(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """A papermill command line as papermill's own CLI reads it: the runbook and its parameters."""
+    ctx = papermill.cli.papermill.make_context("papermill", argv[1:])
+    p = ctx.params
+    values = collect_parameters(p["parameters_file"], p["parameters_yaml"], p["parameters"], p["parameters_raw"])
+    return Path(p["notebook_path"]).stem, values
+
+
+def test_every_runbook_command_passes_the_parameter_validation(workflow, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOYSIM_FREEZE", "off")  # whatever the day the suite runs
+    monkeypatch.chdir(tmp_path)
+    runbooks = {job: _runbook(argv) for job, argv in _all_commands(workflow, tmp_path) if argv[0] == "papermill"}
+    assert set(runbooks) == {"rehearse", "staging", "production"}
+    for job, (name, values) in runbooks.items():
+        assert name == "canary" and values["image"] == IMAGE, job
+    env = {job: values["environment"] for job, (_, values) in runbooks.items()}
+    assert env == {"rehearse": "production", "staging": "staging", "production": "production"}
+
+    rehearsal = validate_parameters(*runbooks["rehearse"])
+    assert rehearsal.params.target == "sim" and rehearsal.release["digest"] == DIGEST
+    assert rehearsal.release["gate"]["checked"] is False  # a rehearsal deploys nothing: not gated
+    staging = validate_parameters(*runbooks["staging"])
+    assert staging.params.target == "kubernetes" and staging.params.namespace == "checkout-staging"
+    assert staging.release["digest"] == DIGEST and staging.release["gate"]["checked"] is False
+    # production: every parameter valid, and the gate reads the staging artifact's folder
+    name, values = runbooks["production"]
+    with pytest.raises(ReleaseRefused) as info:
+        validate_parameters(name, values)
+    assert f"needs a passing staging run of {DIGEST}" in str(info.value)
+    assert "looked in record folder staging-records/ (0 runs)" in str(info.value)
+    overridden = validate_parameters(name, {**values, "staging_override": "INC-1: staging down"})
+    assert overridden.release["gate"]["overridden"] and overridden.params.namespace == "checkout"
