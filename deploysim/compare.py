@@ -60,7 +60,7 @@ def decisions_frame(records: Sequence[Record]) -> pd.DataFrame:
 
 
 def show_comparison(records: Sequence[Record]) -> None:
-    """Failed requests per second and the candidate's weight, one column per strategy."""
+    """Error rate, ready pods and the candidate's weight, one column per strategy, each on its own scales."""
     from IPython.display import Image, display
 
     from deploysim.report import plot_comparison

@@ -228,19 +228,21 @@ def plot_timeline(trail: Trail) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from deploysim.plots import palette
+
     t = trail.record.timeline
     minutes = t["time"] / 60
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     total = (t["failed_stable"] + t["failed_candidate"]) / (t["requests_stable"] + t["requests_candidate"]).clip(lower=1)
     cand = t["failed_candidate"] / t["requests_candidate"].where(t["requests_candidate"] > 0)
-    ax1.plot(minutes, cand, color="#d62728", label="candidate error rate")
-    ax1.plot(minutes, total, color="#1f77b4", label="all requests error rate")
+    ax1.plot(minutes, cand, color=palette.CANDIDATE, label="candidate error rate")
+    ax1.plot(minutes, total, color=palette.INK, label="all requests error rate")
     for check in (trail.record.scenario.get("analysis") or {}).get("checks", []):
         if check.get("metric") == "error_rate" and check.get("max") is not None:
-            ax1.axhline(check["max"], color="#7f7f7f", linestyle=":", label=f"threshold {check['max']:g}")
-    ax2.plot(minutes, t["weight"], color="#9467bd", label="candidate weight %")
-    colors = {"abort": "#d62728", "promote": "#2ca02c", "pause": "#7f7f7f", "start": "#000000",
-              "complete": "#ff7f0e"}
+            ax1.axhline(check["max"], color=palette.THRESHOLD, linestyle=":", label=f"threshold {check['max']:g}")
+    ax2.plot(minutes, t["weight"], color=palette.CANDIDATE, label="candidate weight %")
+    colors = {"abort": palette.FAIL, "promote": palette.PASS, "pause": palette.PAUSE, "start": palette.INK,
+              "complete": palette.NO_VALUE}
     for d in trail.record.decisions:
         if d["kind"] in colors:
             for ax in (ax1, ax2):

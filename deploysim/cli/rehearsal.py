@@ -103,7 +103,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     plan = _plan(args, scenario)
     record = rehearse(scenario, plan)
     out = Path(args.out)
-    pngs = write_report(record, out)
+    pngs = write_report(record, out, full=args.full)
     s = record.summary
     print(f"{s['strategy']} rollout of {scenario.service}: {s['outcome']}")
     for key in REHEARSE_KEYS:
@@ -123,11 +123,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     records = compare_strategies(_load(args))
     for record in records:
-        write_report(record, out / record.summary["strategy"])
+        write_report(record, out / record.summary["strategy"], full=args.full)
     table = comparison_table(records)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "comparison.csv", index=False)
-    plot_comparison(records, out / "comparison.png")
+    plot_comparison(records, out / "comparison.png", full=args.full)
     print(format_table(table))
     print(f"report: {out}/comparison.csv, {out}/comparison.png and one folder per strategy")
     not_promoted = [r.summary for r in records if exit_code_for_outcome(r.summary["outcome"]) != EXIT_OK]
@@ -174,11 +174,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", "-m", action="append", help="Argo Rollouts / Flagger / Deployment YAML")
     p.add_argument("--name", help=NAME_HELP)
     p.add_argument("--out", "-o", default="reports/rehearsal", type=out_folder, help="report folder")
+    p.add_argument("--full", action="store_true", help="plot the whole simulated run, not the rollout's window")
     p.set_defaults(func=cmd_rehearse)
 
     p = sub.add_parser("compare", help="rehearse all four strategies on one scenario; exit 1 unless all promoted")
     _scenario_args(p)
     p.add_argument("--out", "-o", default="reports/compare", type=out_folder)
+    p.add_argument("--full", action="store_true", help="plot the whole simulated runs, not the rollouts' windows")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sweep", help="Monte-Carlo over seeds: detection and false-rollback rates")
