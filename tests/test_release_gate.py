@@ -1,5 +1,5 @@
 """Staging before production: image digests, the gate's decisions, its parameters, and what
-the record keeps (run.release, run.lint); the cluster side is tests/kube/test_release_gate.py."""
+the record keeps (run.release, run.lint); the cluster side is tests/kube/test_staging_gate.py."""
 
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ def test_rehearsals_are_not_staging_evidence(staging) -> None:
 
 def _as_cluster_runs(staging, tmp_path: Path) -> Path:
     """The staging rehearsals' folders, each record marked as run on a cluster (their records are
-    otherwise as written; tests/kube/test_release_gate.py makes real cluster ones)."""
+    otherwise as written; tests/kube/test_staging_gate.py makes real cluster ones)."""
     folder = tmp_path / "staging-runs"
     for name in ("promoted", "rolled_back"):
         copy = folder / staging[name].name
