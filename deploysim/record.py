@@ -15,14 +15,17 @@ Every number means what the glossary in ARCHITECTURE.md says:
 - rollout duration: first action -> candidate serves everything and the stable version is
   scaled down, or the abort completes;
 - extra pod-seconds: pod-seconds above the steady replica count during the rollout;
-- min available: the lowest count of ready pods serving the service during the rollout.
+- min available: the lowest count of ready pods serving the service during the rollout;
+- restarts: container restarts of the service's pods over the run (probe, OOM and crash kills);
+- failed in shutdown: users' requests routed to a deleted pod that no longer answered (the
+  endpoint lag past its preStop hook and drain), a part of failed requests.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +45,8 @@ from deploysim.scenario import Scenario
 RECORD_VERSION = 1
 SUMMARY_KEYS = (
     "strategy", "outcome", "rolled_back", "simulated_seconds", "wall_seconds", "rollout_seconds",
-    "time_to_detect_seconds", "time_to_recover_seconds", "requests", "failed_requests",
-    "rollout_attributable_failures", "max_pods", "min_available", "extra_pod_seconds",
+    "time_to_detect_seconds", "time_to_recover_seconds", "requests", "failed_requests", "failed_in_shutdown",
+    "rollout_attributable_failures", "max_pods", "min_available", "extra_pod_seconds", "restarts",
     "error_budget_consumed", "time_paused_seconds", "time_in_analysis_seconds", "measurements_taken", "seed",
     "world", "unknown",
 )
@@ -184,7 +187,8 @@ class StateSample:
     """The service's pods and routing from time ``t`` on, until the next sample.
 
     ``pods`` are pods that exist and are not terminating; ``weight`` is the candidate's share
-    of users' requests (0-100) as the routing in the world says.
+    of users' requests (0-100) as the routing in the world says; ``restarts`` counts the
+    container restarts of the service's pods since the run began.
     """
 
     t: float
@@ -193,13 +197,15 @@ class StateSample:
     available: tuple[int, int]
     terminating: int
     weight: float
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
 class TrafficBin:
     """The requests served over [start, end): per channel stable users, candidate users, and
     test traffic to a blue-green preview; ``expected_stable_only_failed`` is what the stable
-    version alone, with all its replicas, would have failed of the same users' requests."""
+    version alone, with all its replicas, would have failed of the same users' requests;
+    ``failed_in_shutdown``: of those failed, the ones routed to a deleted pod no longer answering."""
 
     start: float
     end: float
@@ -208,6 +214,7 @@ class TrafficBin:
     latency_p50: tuple[float, float] = (math.nan, math.nan)  # stable, candidate (ms)
     latency_p99: tuple[float, float] = (math.nan, math.nan)
     expected_stable_only_failed: float = 0.0
+    failed_in_shutdown: int | None = None
 
 
 @dataclass
@@ -221,18 +228,18 @@ class Samples:
         """Keep a sample when anything in it changed (a world may report the same state often)."""
         if self.states:
             last = self.states[-1]
-            if (last.pods, last.ready, last.available, last.terminating, last.weight) == (
-                    sample.pods, sample.ready, sample.available, sample.terminating, sample.weight):
+            if replace(last, t=sample.t) == sample:
                 return
         self.states.append(sample)
 
 
 def _states_array(states: list[StateSample]) -> np.ndarray:
-    """Columns: t, pods s/c, ready s/c, available s/c, terminating, weight."""
+    """Columns: t, pods s/c, ready s/c, available s/c, terminating, weight (a sample in which
+    only the restarts changed is not a change of state)."""
     if not states:
         return np.zeros((0, 9))
-    return np.array([(s.t, *s.pods, *s.ready, *s.available, s.terminating, s.weight) for s in states],
-                    dtype=float)
+    rows = [(s.t, *s.pods, *s.ready, *s.available, s.terminating, s.weight) for s in states]
+    return np.array([r for i, r in enumerate(rows) if i == 0 or r[1:] != rows[i - 1][1:]], dtype=float)
 
 
 def _at(arr: np.ndarray, t: float) -> int:
@@ -365,9 +372,14 @@ def summarize(
     counted = bool(samples.bins)
     total_requests = int(sum(b.requests[0] + b.requests[1] for b in samples.bins)) if counted else None
     failed = int(sum(b.failed[0] + b.failed[1] for b in samples.bins)) if counted else None
+    in_shutdown = [b.failed_in_shutdown for b in samples.bins]
     if not counted:
-        for key in ("requests", "failed_requests", "rollout_attributable_failures", "error_budget_consumed"):
+        for key in ("requests", "failed_requests", "failed_in_shutdown", "rollout_attributable_failures",
+                    "error_budget_consumed"):
             reasons.setdefault(key, "no traffic was counted for the run")
+    elif None in in_shutdown:
+        reasons.setdefault("failed_in_shutdown", "not counted by this world: its metrics do not tell which "
+                           "failed requests reached a terminating pod")
     attributable: float | None = None
     if started is not None and counted:
         # from the rollout's start to the end of the run: a bad release that was promoted
@@ -392,10 +404,12 @@ def summarize(
         "time_to_recover_seconds": _r(recover),
         "requests": total_requests,
         "failed_requests": failed,
+        "failed_in_shutdown": None if not counted or None in in_shutdown else int(sum(in_shutdown)),
         "rollout_attributable_failures": _r(attributable, 1),
         "max_pods": pods["max_pods"],
         "min_available": pods["min_available"],
         "extra_pod_seconds": _r(pods["extra_pod_seconds"], 1),
+        "restarts": max((s.restarts for s in samples.states), default=None),
         "error_budget_consumed": _r(budget_used, 6),
         "time_paused_seconds": _r(paused),
         "time_in_analysis_seconds": _r(in_analysis),
@@ -416,8 +430,9 @@ def summarize(
     if summary["error_budget_consumed"] is None:
         reasons.setdefault("error_budget_consumed", "the rollout never started" if started is None
                            else "no requests, so no error budget")
-    if summary["min_available"] is None:
-        reasons.setdefault("min_available", "the world reported no pods")
+    for key in ("min_available", "restarts"):
+        if summary[key] is None:
+            reasons.setdefault(key, "the world reported no pods")
     if summary["simulated_seconds"] is None:
         reasons.setdefault("simulated_seconds", "not a simulation")
     summary["unknown"] = {k: v for k, v in reasons.items() if summary.get(k) is None}

@@ -21,6 +21,7 @@ from deploysim.controller import Action, Decision, Observation, VersionState
 from deploysim.errors import ClusterError
 from deploysim.kube import naming as n
 from deploysim.kube.kwok import pod_annotations, stale  # pod behaviour on a local control plane
+from deploysim.kube.restarts import note_restarts, pod_restart_counts
 from deploysim.plan import Plan
 from deploysim.record import Samples, StateSample
 from deploysim.routers import RouteNames, TrafficRouter, router_for
@@ -66,6 +67,8 @@ class KubeWorld:
     _router: TrafficRouter | None = field(default=None, init=False, repr=False)
     emitted: Samples = field(default_factory=Samples)  # every change of pods or routing seen
     waiter: Callable[[float | None], None] | None = None  # blocks until a change or the time
+    _restarts_from: dict[str, int] | None = field(default=None, init=False, repr=False)  # first list
+    _restarts_seen: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # last counts
 
     def __post_init__(self) -> None:
         self.apps = client.AppsV1Api(self.api)
@@ -187,11 +190,12 @@ class KubeWorld:
         now = self.now()
         exceeded = exceeded or self._no_progress_for_too_long(now, states)
         weight = self.weight()
+        terminating, restarts = self._pod_counts(selectors)
         self.emitted.add_state(StateSample(
             t=now, pods=(pods["stable"], pods["candidate"]),
             ready=(states["stable"].ready, states["candidate"].ready),
             available=(states["stable"].available, states["candidate"].available),
-            terminating=self._terminating(selectors), weight=weight,
+            terminating=terminating, weight=weight, restarts=restarts,
         ))
         return Observation(
             now=now,
@@ -202,13 +206,15 @@ class KubeWorld:
             **kw,
         )
 
-    def _terminating(self, selectors: list[dict[str, str]]) -> int:
-        """Pods of the workloads that are shutting down (they still cost a pod)."""
-        count = 0
+    def _pod_counts(self, selectors: list[dict[str, str]]) -> tuple[int, int]:
+        """Pods of the workloads that are shutting down (they still cost a pod), and the
+        container restarts of the workloads' pods since the run first listed them (kube/restarts.py)."""
+        pods: list[client.V1Pod] = []
         for labels in selectors:
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=n.label_selector(labels)).items
-            count += sum(1 for p in pods if p.metadata.deletion_timestamp is not None)
-        return count
+            pods += self.core.list_namespaced_pod(self.namespace, label_selector=n.label_selector(labels)).items
+        self._restarts_from, restarts = note_restarts(self._restarts_from, self._restarts_seen,
+                                                      pod_restart_counts(pods))
+        return sum(1 for p in pods if p.metadata.deletion_timestamp is not None), restarts
 
     def _no_progress_for_too_long(self, now: float, states: dict[str, VersionState]) -> bool:
         """The progress deadline as deploysim sees it, beside the Deployment's own condition.

@@ -25,6 +25,7 @@ from deploysim.sim.sampling import (
     sample_counts,
     sample_percentiles,
 )
+from deploysim.sim.shutdown import unanswered_share
 
 if TYPE_CHECKING:
     from deploysim.sim.world import SimWorld
@@ -43,6 +44,8 @@ class Bin:
     mu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # expected failed
     loglat: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # lam-weighted log median
     baseline_mu: float = 0.0  # failures expected had the stable version served alone
+    # of mu, per users' channel: requests routed to a deleted pod no longer answering (sim/shutdown.py)
+    mu_shutdown: list[float] = field(default_factory=lambda: [0.0, 0.0])
     weight_time: float = 0.0  # integral of candidate share x 100 over time
     pods: tuple[int, int] = (0, 0)
     ready: tuple[int, int] = (0, 0)
@@ -53,6 +56,7 @@ class Bin:
     # drawn later
     requests: tuple[int, ...] | None = None
     failed: tuple[int, ...] = (0, 0, 0)
+    failed_in_shutdown: int = 0
     latency: tuple[tuple[float, ...], ...] = ((), (), ())
 
 
@@ -77,7 +81,7 @@ class Accounting:
         sample = StateSample(
             t=self.env.now, pods=pods, ready=ready,
             available=(self._available(rs_s), self._available(rs_c)),
-            terminating=self.terminating, weight=self._state_share[1] * 100)
+            terminating=self.terminating, weight=self._state_share[1] * 100, restarts=self._restart_count())
         self.emitted.add_state(sample)
 
     def _trace(self: SimWorld) -> None:
@@ -118,6 +122,7 @@ class Accounting:
             loglat = math.log(served.median_ms * self.usage.throttle(i, offered, ready[i]))
             b.lam[i] += lam
             b.mu[i] += lam * p_fail
+            b.mu_shutdown[i] += lam * unanswered_share(endpoints, self._state_routes[2][i])
             b.loglat[i] += lam * loglat
             if i == 1 and preview > 0:
                 b.lam[2] += preview
@@ -159,11 +164,13 @@ class Accounting:
         with np.errstate(invalid="ignore", divide="ignore"):
             logmed = np.where(lam > 0, np.array([b.loglat for b in todo]) / np.where(lam > 0, lam, 1), 0.0)
         n, failed = sample_counts(self.rng, lam, mu)
+        in_shutdown = self._failed_in_shutdown(failed, mu, [b.mu_shutdown for b in todo])
         sig = np.broadcast_to(np.array(self.sigma), lam.shape)
         pct = [sample_percentiles(self.rng, n, logmed, sig, q) for q in PERCENTILES]
         for j, b in enumerate(todo):
             b.requests = tuple(int(x) for x in n[j])
             b.failed = tuple(int(x) for x in failed[j])
+            b.failed_in_shutdown = int(in_shutdown[j])
             b.latency = tuple(tuple(float(p[j, i]) for p in pct) for i in range(3))  # type: ignore[assignment]
         self.drawn = len(self.bins)
 
@@ -215,8 +222,9 @@ class Accounting:
                 failed=b.failed,  # type: ignore[arg-type]
                 latency_p50=(lat[0][0] if lat[0] else math.nan, lat[1][0] if lat[1] else math.nan),
                 latency_p99=(lat[0][2] if lat[0] else math.nan, lat[1][2] if lat[1] else math.nan),
-                expected_stable_only_failed=baseline,
+                expected_stable_only_failed=baseline, failed_in_shutdown=b.failed_in_shutdown,
             ))
+        self._last_restarts()  # a restart since the last change of state
         self.emitted.bins = bins
         return self.emitted
 

@@ -27,7 +27,7 @@ restart back-off on the local control plane (its KWOK stages honour readiness ti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from deploysim.rules.probes import (
@@ -70,6 +70,19 @@ class Probing:
         self.probes: dict[str, Probes | None] = {
             v: spec.probes if spec.probes is not None else pod.probes for v, spec in self.versions.items()}
         self.restarts = 0  # containers the kubelet restarted after a failed liveness or startup probe
+        self.crashes = 0  # containers that crashed (``crash_rate_per_hour``) and were restarted at once
+
+    def _restart_count(self: SimWorld) -> int:
+        """Container restarts so far, what the pods' ``restartCount`` adds up to: liveness and
+        startup probe kills, OOM kills (sim/saturation.py) and crashes."""
+        return self.restarts + len(self.usage.kills) + self.crashes
+
+    def _last_restarts(self: SimWorld) -> None:
+        """At the end of the run: sample a restart counted since the last change of state
+        (a liveness kill is counted as the kubelet decides it, before the container exits)."""
+        states = self.emitted.states
+        if states and states[-1].restarts != self._restart_count():
+            self.emitted.add_state(replace(states[-1], t=self.env.now, restarts=self._restart_count()))
 
     def _probed(self: SimWorld, version: str) -> bool:
         return self.probes[version] is not None

@@ -296,6 +296,7 @@ class SimWorld(Accounting, Probing, Shutdown):
             return
         self.flush()
         pod.generation += 1
+        self.crashes += 1
         self._set_state(pod, STARTING)
         pod.ready_since = None
         self._start(pod)  # the kubelet restarts the container
