@@ -20,12 +20,11 @@ from deploysim.plots import (
     rollout_window,
     traffic_figure,
 )
-from deploysim.plots.series import in_window, merge_slivers
 from deploysim.record import Record
 from deploysim.report import plot_traffic, write_report
 from deploysim.runbooks import validate_parameters
 from deploysim.runbooks.session import execute
-from deploysim.scenario import CanaryStep, Fault, load_scenario
+from deploysim.scenario import CanaryStep, Check, Fault, load_scenario
 from deploysim.sim import rehearse
 
 GATE = [{"set_weight": 20}, {"pause": None}, {"analysis": True}, {"set_weight": 100}]
@@ -77,6 +76,28 @@ def colours(collection) -> list[str]:  # noqa: ANN001
     return [to_hex(c) for c in collection.get_facecolors()]
 
 
+def levels(line) -> list[tuple[float, float, float]]:  # noqa: ANN001
+    """A stepped line's level segments as (from, to, value); gaps (NaN) left out."""
+    xs, ys = np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
+    return [(xs[i], xs[i + 1], ys[i]) for i in range(0, len(xs) - 1, 2) if np.isfinite(ys[i])]
+
+
+def rate_by_hand(timeline: pd.DataFrame, version: str, a: float, b: float) -> float:
+    """Failed over requests of ``version`` summed over the timeline's bins inside [a, b]."""
+    inside = timeline[(timeline["start"] >= a - 1e-9) & (timeline["time"] <= b + 1e-9)]
+    return inside[f"failed_{version}"].sum() / inside[f"requests_{version}"].sum()
+
+
+def legend_labels(fig) -> list[str]:  # noqa: ANN001
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def with_changes(record: Record, **changes) -> Record:  # noqa: ANN003
+    """``record`` with some of its parts replaced."""
+    parts = {k: getattr(record, k) for k in ("summary", "timeline", "decisions", "steps", "plan", "scenario")}
+    return Record(**{**parts, **changes})
+
+
 # --- the window ------------------------------------------------------------------------------
 
 
@@ -108,14 +129,32 @@ def test_a_loaded_record_has_the_same_window(rolled_back: Record, tmp_path) -> N
 def test_the_error_rate_is_per_request_not_per_second(rolled_back: Record) -> None:
     ax = traffic_figure(rolled_back).axes[0]
     (line,) = by_gid(ax, "version:candidate")
-    # per bin (a bin cut to a sliver by a decision is drawn within its neighbour)
-    t = merge_slivers(in_window(rolled_back.timeline, rollout_window(rolled_back)))
-    served = t[t["requests_candidate"] > 0]
-    expected = (served["failed_candidate"] / served["requests_candidate"]).to_numpy()
-    drawn = np.asarray(line.get_ydata(), dtype=float)
-    assert sorted(set(drawn[np.isfinite(drawn)])) == pytest.approx(sorted(set(expected)))
-    assert 0.01 < np.nanmax(drawn) < 0.1  # a 2% regression as a rate, not ~0.7 failed requests per second
+    drawn = levels(line)
+    lo, hi = rollout_window(rolled_back)
+    t = rolled_back.timeline
+    served = t[(t["time"] >= lo) & (t["start"] <= hi) & (t["requests_candidate"] > 0)]
+    assert len(drawn) == len(served) > 10  # a level per bin the candidate served in the window
+    for a, b, y in drawn:  # each the failed over the requests of the bins it spans, summed by hand
+        assert y == pytest.approx(rate_by_hand(t, "candidate", a, b))
+    assert 0.01 < max(y for _, _, y in drawn) < 0.1  # a 2% regression as a rate, not ~0.7 failed requests per second
     assert ax.get_ylabel().startswith("error rate")
+
+
+def test_a_bin_cut_to_a_sliver_is_drawn_within_its_neighbour() -> None:
+    # five bins of 10 s; the third cut at 29 s by a decision, its last second a sliver of its own
+    t = pd.DataFrame({"start": [0.0, 10.0, 20.0, 29.0, 30.0, 40.0], "time": [10.0, 20.0, 29.0, 30.0, 40.0, 50.0],
+                      "seconds": [10.0, 10.0, 9.0, 1.0, 10.0, 10.0],
+                      "requests_stable": [900, 800, 720, 80, 900, 1000], "failed_stable": [9, 8, 7, 1, 9, 10],
+                      "requests_candidate": [100, 200, 90, 10, 100, 0], "failed_candidate": [1, 2, 1, 5, 2, 0]})
+    d = [{"at": 0.0, "step": 0, "kind": "start", "reason": "", "values": {}},
+         {"at": 29.0, "step": 0, "kind": "step", "reason": "", "values": {}},
+         {"at": 50.0, "step": 0, "kind": "promote", "reason": "every step passed", "values": {}}]
+    ax = traffic_figure(Record({}, t, d, [], {})).axes[0]
+    (line,) = by_gid(ax, "version:candidate")
+    # 1/100, 2/200, (1 + 5)/(90 + 10): the sliver's 5 of 10 folded in, not a 50% spike; 2/100; none served last
+    assert np.ravel(levels(line)).tolist() == pytest.approx([0, 10, 0.01, 10, 20, 0.01, 20, 30, 0.06, 30, 40, 0.02])
+    (stable,) = by_gid(ax, "version:stable")
+    assert [y for _, _, y in levels(stable)] == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.01])
 
 
 def test_a_horizontal_line_at_each_checks_bound(rolled_back: Record) -> None:
@@ -155,6 +194,86 @@ def test_a_measurement_without_a_value_is_still_marked() -> None:
     assert colours(missing) == [palette.NO_VALUE.lower()]
 
 
+def _judged_on_latency_only(judge: str) -> Record:
+    """A healthy candidate whose analysis bounds latency only, at 150 ms: its ~190 ms fails."""
+    sc = load_scenario().with_healthy_candidate()
+    analysis = sc.analysis.model_copy(update={"judge": judge, "checks": [Check(metric="latency_p99", max=150.0)]})
+    return rehearse(sc.model_copy(update={"analysis": analysis}))
+
+
+def test_a_marker_shows_its_own_metrics_verdict_not_the_measurements() -> None:
+    # the sequential judge tests the error rate itself (its e-value) and bounds latency
+    record = _judged_on_latency_only("sequential")
+    (m,) = measures(record)
+    assert m["reason"].startswith("step-3: Failed (latency_p99") and m["values"]["e_value"] < 20
+    fig = traffic_figure(record)
+    (rate,) = by_gid(fig.axes[0], "measurements:error_rate")
+    (latency,) = by_gid(fig.axes[1], "measurements:latency_p99")
+    assert colours(rate) == [palette.PASS.lower()]  # its error rate passed the test; latency failed it
+    assert colours(latency) == [palette.FAIL.lower()]
+    # the threshold judge keeps no error rate when no check bounds it: a hollow cross, not a red one
+    ax = traffic_figure(_judged_on_latency_only("threshold")).axes[0]
+    (cross,) = by_gid(ax, "measurements:not-judged")
+    assert colours(cross) == [palette.NOT_JUDGED.lower()]
+    assert not by_gid(ax, "measurements:no-value") and not by_gid(ax, "measurements:error_rate")
+
+
+def test_a_value_its_analysis_did_not_judge_is_drawn_neutral(rolled_back: Record) -> None:
+    # an analysis that bounds latency only, failed at 900 ms, with the 0.01% error rate it also read
+    plan = {**rolled_back.plan, "steps": [
+        {**s, "analysis": {**s["analysis"], "checks": [{"metric": "latency_p99", "max": 400.0, "min": None}]}}
+        if s.get("kind") == "analyze" else s for s in rolled_back.plan["steps"]]}
+    decisions = [{**d, "reason": "step-3: Failed (latency_p99 900 > 400)",
+                  "values": {"error_rate": 0.0001, "latency_p99": 900.0, "requests": 1733.0}}
+                 if d["kind"] == "measure" else d for d in rolled_back.decisions]
+    fig = traffic_figure(with_changes(rolled_back, plan=plan, decisions=decisions))
+    (rate,) = by_gid(fig.axes[0], "measurements:error_rate")
+    (latency,) = by_gid(fig.axes[1], "measurements:latency_p99")
+    assert colours(rate) == [palette.NOT_JUDGED.lower()] and colours(latency) == [palette.FAIL.lower()]
+    assert "measurement not judged on this metric" in legend_labels(fig)
+
+
+def test_marks_outside_the_window_are_neither_drawn_nor_named(rolled_back: Record) -> None:
+    # the window is 02:00-10:56; a node lost at 7m (inside) and at 1:30:00, an outage, a gate,
+    # the world out of reach and a resumed run, all after it
+    far = [{"at": 6800.0, "step": 0, "kind": "outage", "reason": "out of reach", "values": {}},
+           {"at": 6850.0, "step": 0, "kind": "recovered", "reason": "answering again", "values": {}},
+           {"at": 7000.0, "step": 0, "kind": "resumed", "reason": "the run resumed", "values": {}}]
+    run = with_changes(
+        rolled_back, decisions=rolled_back.decisions + far,
+        steps=rolled_back.steps + [{"kind": "pause", "describe": "pause until approved (manual gate)",
+                                    "start": 6000.0, "end": 6100.0}],
+        scenario={**rolled_back.scenario, "faults": [
+            {"kind": "node_failure", "at": 420.0, "node": 1}, {"kind": "node_failure", "at": 5400.0, "node": 0},
+            {"kind": "dependency_outage", "at": 6200.0, "duration": 60.0, "error_rate": 0.2}]})
+    assert rollout_window(run) == rollout_window(rolled_back)
+    for fig in (traffic_figure(run), pods_figure(run), comparison_figure([run])):
+        ax = fig.axes[0]
+        labels = legend_labels(fig)
+        assert "node 1 lost" in labels and "pause" in labels and "abort" in labels  # inside: drawn and named
+        (node,) = by_gid(ax, "fault:node_failure")
+        assert list(node.get_xdata()) == [420.0, 420.0]
+        for label in ("node 0 lost", "dependency outage: 20% of requests fail", "manual gate", "out of reach",
+                      "run resumed", "resumed"):
+            assert label not in labels
+        for gid in ("gate", "fault:dependency_outage", "fault:outage", "fault:resumed", "decision:resumed"):
+            assert not by_gid(ax, gid), gid
+
+
+def test_the_y_axes_fit_what_the_window_shows(rolled_back: Record) -> None:
+    # a measurement an hour after the window, at a 60% error rate and 5 s: not drawn, not scaled for
+    late = {"at": 7000.0, "step": 2, "kind": "measure", "reason": "step-3: Failed (error_rate 0.6 > 0.01)",
+            "values": {"error_rate": 0.6, "latency_p99": 5000.0, "requests": 900.0}}
+    before, after = traffic_figure(rolled_back), traffic_figure(with_changes(rolled_back,
+                                                                             decisions=rolled_back.decisions + [late]))
+    for was, now in zip(before.axes[:2], after.axes[:2], strict=True):
+        assert now.get_ylim() == pytest.approx(was.get_ylim())
+    assert after.axes[0].get_yscale() == "linear" and after.axes[0].get_ylim()[1] < 0.05
+    assert after.axes[1].get_ylim()[1] < 1000.0
+    (dots,) = by_gid(after.axes[0], "measurements:error_rate")
+    assert len(dots.get_offsets()) == 1  # the one inside the window
+
+
 # --- pauses, gates, faults, preview -----------------------------------------------------------
 
 
@@ -184,13 +303,12 @@ def test_a_manual_gate_is_shaded_until_approved_and_faults_are_marked(gated: Rec
 def test_blue_green_preview_traffic_is_drawn(blue_green: Record, rolled_back: Record) -> None:
     fig = traffic_figure(blue_green)
     (preview,) = by_gid(fig.axes[0], "version:preview")
-    t = merge_slivers(blue_green.timeline)
-    tested = t[t["requests_preview"] > 0]
-    assert len(tested) >= 1
-    drawn = np.asarray(preview.get_ydata(), dtype=float)
+    drawn = levels(preview)
+    assert len(drawn) >= 1
+    for a, b, y in drawn:
+        assert y == pytest.approx(rate_by_hand(blue_green.timeline, "preview", a, b))
     # the preview's error rate is what failed the pre-promotion analysis: above the 1% bound
-    assert np.nanmax(drawn) == pytest.approx((tested["failed_preview"] / tested["requests_preview"]).max())
-    assert np.nanmax(drawn) > 0.01
+    assert max(y for _, _, y in drawn) > 0.01
     assert by_gid(fig.axes[-1], "requests:preview")
     assert by_gid(pods_figure(blue_green).axes[1], "version:preview")
     assert not by_gid(traffic_figure(rolled_back).axes[0], "version:preview")  # a canary has none

@@ -14,8 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from deploysim.plots import palette
-from deploysim.plots.marks import Measured, Moment, Span, bounds, verdict_on
-from deploysim.plots.window import clock, tick_step
+from deploysim.plots.marks import NOT_JUDGED, Measured, Moment, Span, bounds, shown, verdict_on
+from deploysim.plots.window import clock, tick_step, view
 
 if TYPE_CHECKING:
     from deploysim.record import Record
@@ -29,7 +29,13 @@ SPAN_STYLE = {
 SPAN_LABEL = {"pause": "pause", "gate": "manual gate", "waiting": "waiting for a person"}
 TIME_LABEL = "time on the run's clock (t+mm:ss, as the decision log prints it)"
 MAX_LABELS = 40  # measurement values written beside their markers, at most
-PHASE_WORDS = {"Successful": "passed", "Failed": "failed", "Error": "without a value", "Inconclusive": "inconclusive"}
+PHASE_WORDS = {"Successful": "passed", "Failed": "failed", "Error": "without a value", "Inconclusive": "inconclusive",
+               NOT_JUDGED: "not judged on this metric"}
+
+
+def _ink(phase: str) -> str:
+    """A value's colour beside its marker: its verdict's, ink where that is hollow or unknown."""
+    return palette.INK if phase == NOT_JUDGED else palette.VERDICTS.get(phase, palette.INK)
 
 
 def _keep(legend: Legend | None, label: str, artist: Any) -> None:
@@ -39,8 +45,7 @@ def _keep(legend: Legend | None, label: str, artist: Any) -> None:
 
 def time_axis(ax: Axes, window: tuple[float, float], label: bool = True, ticks: int = 10) -> None:
     """``window`` on the x axis, at most ``ticks`` ticks on the decision log's clock."""
-    a, b = window
-    b = b if b > a else a + 60.0  # a run that saw nothing still gets a readable minute
+    a, b = view(window)
     ax.set_xlim(a, b)
     ax.xaxis.set_major_locator(MultipleLocator(tick_step(b - a, ticks)))
     ax.xaxis.set_major_formatter(FuncFormatter(clock))
@@ -49,8 +54,12 @@ def time_axis(ax: Axes, window: tuple[float, float], label: bool = True, ticks: 
         ax.set_xlabel(TIME_LABEL)
 
 
-def spans(ax: Axes, pauses: list[Span], faults: list[Span], moments: list[Moment], legend: Legend | None) -> None:
-    """Pauses and gates shaded, fault windows hatched, fault moments as black lines."""
+def spans(ax: Axes, window: tuple[float, float], pauses: list[Span], faults: list[Span], moments: list[Moment],
+          legend: Legend | None) -> None:
+    """Pauses and gates shaded, fault windows hatched, fault moments as black lines: those
+    the axis over ``window`` shows, so the legend names only what is drawn."""
+    seen = view(window)
+    pauses, faults, moments = shown(pauses, seen), shown(faults, seen), shown(moments, seen)
     for s in pauses:
         style = SPAN_STYLE.get(s.kind, SPAN_STYLE["pause"])
         artist = ax.axvspan(s.start, s.end, linewidth=0, zorder=0, gid=s.kind, **style)
@@ -65,10 +74,12 @@ def spans(ax: Axes, pauses: list[Span], faults: list[Span], moments: list[Moment
         _keep(legend, m.label, artist)
 
 
-def decisions(ax: Axes, record: Record, legend: Legend | None) -> None:
-    """The rollout's start, promotion, abort and completed rollback as vertical lines."""
+def decisions(ax: Axes, record: Record, window: tuple[float, float], legend: Legend | None) -> None:
+    """The rollout's start, promotion, abort and completed rollback as vertical lines, those
+    inside ``window``."""
+    a, b = view(window)
     for d in record.decisions:
-        if d["kind"] not in palette.DECISIONS:
+        if d["kind"] not in palette.DECISIONS or not a <= float(d["at"]) <= b:
             continue
         color, style = palette.DECISIONS[d["kind"]]
         artist = ax.axvline(d["at"], color=color, linestyle=style, linewidth=1.2, gid=f"decision:{d['kind']}")
@@ -89,31 +100,35 @@ def thresholds(ax: Axes, record: Record, metric: str, fmt: Callable[[float], str
     return top
 
 
-def measured(ax: Axes, record: Record, points: list[Measured], metric: str, fmt: Callable[[float], str],
-             legend: Legend | None, *, missing: bool = False) -> None:
-    """A marker per measurement with ``metric``'s value, coloured by its verdict on that
-    metric, its value written beside it; with ``missing``, the measurements without the value
-    (the provider erred, no data, another metric) as crosses along the axis' foot."""
+def measured(ax: Axes, record: Record, window: tuple[float, float], points: list[Measured], metric: str,
+             fmt: Callable[[float], str], legend: Legend | None, *, missing: bool = False) -> None:
+    """A marker per measurement inside ``window`` with ``metric``'s value, coloured by its
+    verdict on that metric (:func:`~deploysim.plots.marks.verdict_on`), its value written
+    beside it; with ``missing``, the measurements without the value as crosses along the
+    axis' foot: coloured by their phase when their analysis judged ``metric`` (the provider
+    erred, no data), hollow when it judged other metrics only."""
+    points = shown(points, view(window))
     have = [m for m in points if metric in m.values]
     if have:
         colors = [palette.VERDICTS.get(verdict_on(record, m, metric), palette.NO_VALUE) for m in have]
         ax.scatter([m.at for m in have], [m.values[metric] for m in have], c=colors, s=46, marker="o",
                    edgecolors=palette.INK, linewidths=0.8, zorder=5, gid=f"measurements:{metric}")
-        a, b = ax.get_xlim()
-        shown = [m for m in have if a <= m.at <= b][:MAX_LABELS]
-        for i, m in enumerate(shown):  # above and below in turn: neighbours a minute apart stay legible
+        for i, m in enumerate(have[:MAX_LABELS]):  # above and below in turn: neighbours a minute apart stay legible
             ax.annotate(fmt(m.values[metric]), (m.at, m.values[metric]), xytext=(0, 8 if i % 2 == 0 else -14),
                         textcoords="offset points", ha="center", fontsize=7, zorder=6,
-                        color=palette.VERDICTS.get(verdict_on(record, m, metric), palette.INK),
+                        color=_ink(verdict_on(record, m, metric)),
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         for phase in sorted({verdict_on(record, m, metric) for m in have}):
             _keep(legend, f"measurement {PHASE_WORDS.get(phase, phase.lower())}",
                   ax.scatter([], [], c=palette.VERDICTS.get(phase, palette.NO_VALUE), marker="o",
                              edgecolors=palette.INK, s=46))
     lacking = [m for m in points if metric not in m.values] if missing else []
-    if lacking:
-        colors = [palette.VERDICTS.get(m.phase, palette.NO_VALUE) for m in lacking]
-        artist = ax.scatter([m.at for m in lacking], [0.0] * len(lacking), c=colors, marker="X", s=52,
+    for judged, gid, why in ((True, "no-value", "error, no data"), (False, "not-judged", "not judged")):
+        group = [m for m in lacking if (verdict_on(record, m, metric) != NOT_JUDGED) == judged]
+        if not group:
+            continue
+        colors = [palette.VERDICTS.get(verdict_on(record, m, metric), palette.NO_VALUE) for m in group]
+        artist = ax.scatter([m.at for m in group], [0.0] * len(group), c=colors, marker="X", s=52,
                             edgecolors=palette.INK, linewidths=0.6, zorder=5, clip_on=False,
-                            gid="measurements:no-value")
-        _keep(legend, f"measurement without {metric} (error, no data)", artist)
+                            gid=f"measurements:{gid}")
+        _keep(legend, f"measurement without {metric} ({why})", artist)

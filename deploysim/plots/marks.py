@@ -9,8 +9,9 @@ a cluster run are marked the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploysim.durations import format_duration
 from deploysim.rules.checks import within_bounds
@@ -46,6 +47,23 @@ class Measured:
     analysis: str
     phase: str
     values: dict[str, float] = field(default_factory=dict)
+
+
+Mark = TypeVar("Mark", Span, Moment, Measured)
+
+
+def shown(marks: Sequence[Mark], window: tuple[float, float]) -> list[Mark]:
+    """The marks a picture of ``window`` shows: spans that overlap it, moments and
+    measurements inside it (its ends included); what lies outside is neither drawn nor named
+    in the legend.
+
+    >>> marks = [Span(60.0, 100.0, "pause", "pause 40s"), Span(900.0, 960.0, "gate", "gate"),
+    ...          Moment(5400.0, "node_failure", "node 0 lost"), Measured(120.0, "a", "Successful")]
+    >>> [getattr(m, "label", None) or m.analysis for m in shown(marks, (90.0, 656.0))]
+    ['pause 40s', 'a']
+    """
+    a, b = window
+    return [m for m in marks if (m.start <= b and m.end >= a if isinstance(m, Span) else a <= m.at <= b)]
 
 
 def pause_spans(record: Record, end: float) -> list[Span]:
@@ -187,26 +205,58 @@ def bounds(record: Record, metric: str) -> dict[tuple[float | None, float | None
     return found
 
 
+#: the verdict a marker shows on a metric its analysis did not judge: neutral, neither passed nor failed
+NOT_JUDGED = "NotJudged"
+#: judges whose bounded checks are each a verdict of their own, as
+#: :func:`deploysim.analysis.judges.threshold_judge` and the two of :mod:`deploysim.analysis.statistical` apply them
+BOUNDING_JUDGES = ("threshold", "sequential", "mann_whitney")
+
+
 def verdict_on(record: Record, m: Measured, metric: str) -> str:
-    """The phase a measurement's marker shows on ``metric``'s picture: a threshold analysis
-    that failed on another metric passed this one when its value is within this metric's
-    bounds; any other judge's phase is the measurement's.
+    """The verdict a measurement's marker shows on ``metric``'s picture: that metric's own,
+    never the measurement's verdict on another metric.
+
+    - a metric the analysis bounds (a check on it): passed within every bound, failed past
+      one, whatever else the measurement failed on; inconclusive when the candidate served too
+      few requests to be judged (``min_requests``, at least one), an error when the provider
+      erred;
+    - the sequential judge's error rate (``sequential_judge``: its test, not the bound, judges
+      it): failed once the e-value reached 1/α (20), passed before;
+    - a metric the analysis did not judge (no check on it, or an analysis the plan does not
+      hold): :data:`NOT_JUDGED`, drawn neutral, with its value or without;
+    - a judged metric without a value: the measurement's phase (no data, the provider erred).
+
+    An analysis that judged only latency, failed at 900 ms: its 0.01% error rate is not judged,
+    its latency failed; one that judged both, failed on error rate, passed on latency.
 
     >>> from deploysim.record import Record
     >>> import pandas as pd
-    >>> plan = {"steps": [{"kind": "analyze", "analysis": {"name": "a", "judge": "threshold", "checks": [
-    ...     {"metric": "error_rate", "max": 0.01}, {"metric": "latency_p99", "max": 400.0}]}}]}
-    >>> rec = Record({}, pd.DataFrame(), [], [], plan)
-    >>> m = Measured(60.0, "a", "Failed", {"error_rate": 0.02, "latency_p99": 190.0})
+    >>> spec = lambda name, *checks: {"kind": "analyze", "analysis": {"name": name, "judge": "threshold",
+    ...     "checks": [{"metric": c, "max": {"error_rate": 0.01, "latency_p99": 400.0}[c]} for c in checks]}}
+    >>> rec = Record({}, pd.DataFrame(), [], [], {"steps": [spec("a", "latency_p99"), spec("b", "error_rate", "latency_p99")]})
+    >>> m = Measured(60.0, "a", "Failed", {"error_rate": 0.0001, "latency_p99": 900.0})
+    >>> verdict_on(rec, m, "error_rate"), verdict_on(rec, m, "latency_p99")
+    ('NotJudged', 'Failed')
+    >>> m = Measured(60.0, "b", "Failed", {"error_rate": 0.02, "latency_p99": 190.0})
     >>> verdict_on(rec, m, "error_rate"), verdict_on(rec, m, "latency_p99")
     ('Failed', 'Successful')
     """
-    if m.phase != "Failed" or metric not in m.values:
-        return m.phase
     spec = next((s for s in _analyses(record.plan or {}) if s.get("name") == m.analysis), None)
-    if spec is None or spec.get("judge", "threshold") != "threshold":
-        return m.phase
+    if spec is None:
+        return NOT_JUDGED
+    judge = spec.get("judge", "threshold")
     checks = [c for c in spec.get("checks") or [] if c.get("metric") == metric]
-    if checks and all(within_bounds(m.values[metric], c.get("min"), c.get("max")) for c in checks):
-        return "Successful"
-    return m.phase
+    tested = judge == "sequential" and metric == "error_rate"
+    if not checks and not tested:
+        return NOT_JUDGED
+    if metric not in m.values or m.phase == "Error" or judge not in BOUNDING_JUDGES:
+        return m.phase
+    if tested:
+        if m.phase == "Inconclusive" or "e_value" not in m.values:
+            return m.phase
+        from deploysim.analysis.statistical import ALPHA  # scipy: imported when a record needs it
+
+        return "Failed" if m.values["e_value"] >= 1.0 / ALPHA else "Successful"
+    if m.phase == "Inconclusive" and m.values.get("requests", math.inf) < max(int(spec.get("min_requests") or 0), 1):
+        return m.phase
+    return "Successful" if all(within_bounds(m.values[metric], c.get("min"), c.get("max")) for c in checks) else "Failed"

@@ -17,6 +17,7 @@ PASS = "#009E73"  # bluish green
 FAIL = "#D55E00"  # vermillion
 NO_VALUE = "#7F7F7F"  # a measurement without a value (the provider erred, no data)
 INCONCLUSIVE = "#B59A00"  # dark yellow: neither passed nor failed
+NOT_JUDGED = "#FFFFFF"  # hollow: a value the measurement's analysis did not judge
 PAUSE = "#9E9E9E"  # a timed pause
 GATE = "#56B4E9"  # sky blue: a manual gate, or a pause waiting for a person
 FAULT = "#000000"  # faults are hatched in black
@@ -25,7 +26,8 @@ INK = "#222222"  # text, the rollout's start
 
 VERSIONS = {"stable": STABLE, "candidate": CANDIDATE, "preview": PREVIEW}
 #: a measurement's colour by its phase, as the analysis names it
-VERDICTS = {"Successful": PASS, "Failed": FAIL, "Error": NO_VALUE, "Inconclusive": INCONCLUSIVE}
+VERDICTS = {"Successful": PASS, "Failed": FAIL, "Error": NO_VALUE, "Inconclusive": INCONCLUSIVE,
+            "NotJudged": NOT_JUDGED}
 #: the decisions drawn as vertical lines: colour and line style
 DECISIONS = {
     "start": (INK, "-"),

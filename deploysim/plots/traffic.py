@@ -17,7 +17,7 @@ from matplotlib.ticker import PercentFormatter
 
 from deploysim.plots import palette
 from deploysim.plots.draw import Legend, decisions, measured, spans, thresholds, time_axis
-from deploysim.plots.marks import fault_marks, measurements, pause_spans, version_faults
+from deploysim.plots.marks import fault_marks, measurements, pause_spans, shown, version_faults
 from deploysim.plots.series import (
     bin_steps,
     error_rate,
@@ -29,7 +29,7 @@ from deploysim.plots.series import (
     peak,
     per_second,
 )
-from deploysim.plots.window import CONTEXT_SECONDS, rollout_window
+from deploysim.plots.window import CONTEXT_SECONDS, rollout_window, view
 from deploysim.plots.words import cost_line, title, version_label
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def _versions(t: Any) -> list[str]:
 
 def draw_error_rate(ax: Axes, record: Record, window: tuple[float, float], legend: Legend | None,
                     points: list[Any] | None = None) -> None:
-    """Failed over requests per bin and version, the bounds, the measurements."""
+    """Failed over requests per bin and version, the bounds, the measurements; the y axis
+    fits what the window shows (its bins, its measurements, the bound)."""
     t = merge_slivers(in_window(record.timeline, window))
     drawn = []
     for v in _versions(record.timeline):
@@ -72,9 +73,9 @@ def draw_error_rate(ax: Axes, record: Record, window: tuple[float, float], legen
         ax.plot(*bin_steps(t, y), color=palette.VERSIONS[v], linewidth=2.6 if v == "preview" else 1.3,
                 gid=f"version:{v}", label=version_label(record, v) + (" (test traffic)" if v == "preview" else ""))
     bound = thresholds(ax, record, "error_rate", percent)
-    points = measurements(record) if points is None else points
+    points = shown(measurements(record) if points is None else points, view(window))
     drawn.append([m.values["error_rate"] for m in points if "error_rate" in m.values])
-    measured(ax, record, points, "error_rate", percent, legend, missing=True)
+    measured(ax, record, window, points, "error_rate", percent, legend, missing=True)
     top = max(peak(drawn), bound or 0.0)
     if error_scale(top, bound) == "symlog":
         ax.set_yscale("symlog", linthresh=bound or 0.01, linscale=1.0)
@@ -88,12 +89,15 @@ def draw_error_rate(ax: Axes, record: Record, window: tuple[float, float], legen
 
 def draw_latency(ax: Axes, record: Record, window: tuple[float, float], legend: Legend | None,
                  points: list[Any]) -> None:
+    """p99 latency per bin and version, the bound, the measurements; the y axis fits what the
+    window shows."""
     t = merge_slivers(in_window(record.timeline, window))
     for v in ("stable", "candidate"):
         ax.plot(*bin_steps(t, t[f"latency_p99_{v}"]), color=palette.VERSIONS[v], linewidth=1.3, gid=f"latency:{v}",
                 label=version_label(record, v))
     bound = thresholds(ax, record, "latency_p99", ms)
-    measured(ax, record, points, "latency_p99", ms, legend)
+    points = shown(points, view(window))
+    measured(ax, record, window, points, "latency_p99", ms, legend)
     drawn = [t[f"latency_p99_{v}"] for v in ("stable", "candidate")]
     drawn.append([m.values["latency_p99"] for m in points if "latency_p99" in m.values])
     ax.set_ylim(0, (max(peak(drawn), bound or 0.0) or 1.0) * 1.15)
@@ -115,8 +119,8 @@ def marks(ax: Axes, record: Record, window: tuple[float, float], legend: Legend 
     """Pauses, gates, faults and decisions on ``ax``."""
     end = window[1]
     faults, moments = fault_marks(record, end)
-    spans(ax, pause_spans(record, end), faults, moments, legend)
-    decisions(ax, record, legend)
+    spans(ax, window, pause_spans(record, end), faults, moments, legend)
+    decisions(ax, record, window, legend)
 
 
 def finish(fig: Figure, top: Axes, record: Record, runbook: str | None, legend: Legend) -> None:

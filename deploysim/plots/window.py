@@ -74,6 +74,20 @@ def rollout_window(record: Record, context: float = CONTEXT_SECONDS, *, full: bo
     return max(first, start - context), min(last, end + context)
 
 
+#: the shortest stretch an axis shows: a run that saw nothing still gets a readable minute
+SHORTEST_SECONDS = 60.0
+
+
+def view(window: tuple[float, float]) -> tuple[float, float]:
+    """The seconds an axis over ``window`` shows: the window, at least a minute long.
+
+    >>> view((120.0, 656.25)), view((300.0, 300.0))
+    ((120.0, 656.25), (300.0, 360.0))
+    """
+    a, b = window
+    return a, (b if b > a else a + SHORTEST_SECONDS)
+
+
 def tick_step(seconds: float, most: int = 10) -> float:
     """The smallest spacing of :data:`TICK_STEPS` that puts at most ``most`` ticks on an
     axis ``seconds`` long.
