@@ -3,8 +3,10 @@ production, the artifacts, and every command in it as this project's parsers rea
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ EXPRESSIONS = {
     "github.workflow": "release", "github.run_number": "7", "github.actor": "ana", "github.run_id": "99",
     "vars.STAGING_PROMETHEUS_URL": "http://prometheus.staging:9090",
     "vars.PRODUCTION_PROMETHEUS_URL": "http://prometheus.production:9090",
+    "inputs.staging_override": "", "steps.name.outputs.image": "ghcr.io/acme/checkout",
 }
 SEPARATORS = {"||", "&&", ";", "|", ">", ">>"}
 
@@ -48,9 +51,23 @@ def _expressions(text: str) -> str:
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
-    """Shell variables and GitHub expressions replaced by sample values (unknown ones fail)."""
+    """Shell variables and GitHub expressions replaced by sample values (unknown ones fail);
+    ``${NAME,,}`` lower-cased, an array ``"${NAME[@]}"`` as the words it holds (env: quoted)."""
     text = _expressions(text)
-    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env[m.group(1)], text)
+    text = re.sub(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}"', lambda m: env[m.group(1)], text)
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(,,)?\}?",
+                  lambda m: env[m.group(1)].lower() if m.group(2) else env[m.group(1)], text)
+
+
+def _override_words(script: str, reason: str) -> str:
+    """What the production step's ``override`` array holds for the workflow input ``reason``,
+    as bash builds it from the script's own lines (shell-quoted)."""
+    lines = [line for line in script.splitlines() if "override" in line and not line.lstrip().startswith("papermill")
+             and "${override[@]}" not in line]
+    shown = subprocess.run(["bash", "-c", "\n".join([*lines, '[ ${#override[@]} -eq 0 ] || printf "%q " "${override[@]}"'])],
+                           env={"STAGING_OVERRIDE": reason, "PATH": os.environ["PATH"]},
+                           capture_output=True, text=True, check=True).stdout
+    return shown.strip()
 
 
 def _commands(script: str, env: dict[str, str]) -> list[list[str]]:
@@ -72,16 +89,18 @@ def _commands(script: str, env: dict[str, str]) -> list[list[str]]:
     return found
 
 
-def _all_commands(workflow: dict[str, Any], tmp_path: Path) -> list[tuple[str, list[str]]]:
-    base = {"SCENARIO": str(default_scenario_path()), "MANIFEST": str(ROOT / "tests" / "manifests"),
+def _all_commands(workflow: dict[str, Any], tmp_path: Path, reason: str = "") -> list[tuple[str, list[str]]]:
+    base = {**{k: _expressions(str(v)) for k, v in workflow["env"].items()},
+            "SCENARIO": str(default_scenario_path()), "MANIFEST": str(ROOT / "tests" / "manifests"),
             "RUNNER_TEMP": str(tmp_path), "GITHUB_SHA": "0123abc", "GITHUB_OUTPUT": str(tmp_path / "out"),
-            "run": "runs/production/x/"}
-    base["REGISTRY_IMAGE"] = _expressions(workflow["env"]["REGISTRY_IMAGE"])
+            "GITHUB_REPOSITORY": "Acme/Checkout", "run": "runs/production/x/"}
     out = []
     for name, job in workflow["jobs"].items():
         job_env = {**base, **{k: _expressions(str(v)) for k, v in (job.get("env") or {}).items()}}
         for step in job["steps"]:
             env = {**job_env, **{k: _expressions(str(v)) for k, v in (step.get("env") or {}).items()}}
+            if "run" in step and "override=()" in step["run"]:
+                env["override"] = _override_words(step["run"], reason)
             if "run" in step:
                 out += [(name, argv) for argv in _commands(step["run"], env)]
     return out
@@ -185,3 +204,50 @@ def test_every_runbook_command_passes_the_parameter_validation(workflow, tmp_pat
     assert "looked in record folder staging-records/ (0 runs)" in str(info.value)
     overridden = validate_parameters(name, {**values, "staging_override": "INC-1: staging down"})
     assert overridden.release["gate"]["overridden"] and overridden.params.namespace == "checkout"
+
+
+def test_the_image_name_is_lower_cased_for_an_owner_with_capitals(workflow, tmp_path: Path) -> None:
+    step = next(s for s in workflow["jobs"]["build"]["steps"] if s.get("id") == "name")
+    assert _all_commands({"env": workflow["env"], "jobs": {"build": {"steps": [step]}}}, tmp_path)[0][1][:2] == [
+        "echo", "image=ghcr.io/acme/checkout"]
+    push = next(s for s in workflow["jobs"]["build"]["steps"] if s.get("id") == "push")
+    assert push["with"]["tags"].startswith("${{ steps.name.outputs.image }}")
+
+
+def test_overlapping_runs_wait_and_reruns_overwrite_their_artifacts(workflow) -> None:
+    jobs = workflow["jobs"]
+    for name in ("staging", "production"):
+        assert jobs[name]["concurrency"] == {"group": f"deploy-{name}", "cancel-in-progress": False}
+    for name, job in jobs.items():
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("actions/upload-artifact@"):
+                assert step["with"]["overwrite"] is True, name
+    assert workflow["jobs"]["lint"]["permissions"]["actions"] == "read"  # upload-sarif, private repositories
+
+
+def test_the_emergency_override_is_a_workflow_input_that_reaches_the_production_runbook(
+        workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOYSIM_FREEZE", "off")
+    monkeypatch.chdir(tmp_path)
+    on = workflow.get("on") or workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "staging_override" in on["workflow_dispatch"]["inputs"]
+    assert workflow["jobs"]["production"]["env"]["STAGING_OVERRIDE"] == "${{ inputs.staging_override }}"
+    for reason, overridden in (("", False), ("INC-9: staging rebuilt, it's down", True)):
+        argv = next(a for j, a in _all_commands(workflow, tmp_path, reason) if j == "production" and a[0] == "papermill")
+        name, values = _runbook(argv)
+        assert values.get("staging_override") == (reason or None)
+        if overridden:
+            assert validate_parameters(name, values).release["gate"]["override"]["reason"] == reason
+        else:
+            with pytest.raises(ReleaseRefused):
+                validate_parameters(name, values)
+
+
+def test_the_production_runbook_is_linted_as_it_runs(workflow, tmp_path: Path) -> None:
+    commands = _all_commands(workflow, tmp_path)
+    lint = next(a for j, a in commands if j == "production" and a[:2] == ["deploysim", "lint"])
+    run = next(a for j, a in commands if j == "production" and a[0] == "papermill")
+    _, values = _runbook(run)
+    given = {lint[i + 1]: lint[i + 2] for i, word in enumerate(lint) if word == "-p"}
+    assert given == {"scenario": values["scenario"], "image": values["image"]}
+    assert lint[lint.index("--runbook") + 1] == "canary" and "production" in lint

@@ -31,7 +31,7 @@ def store(run_id: str = "run-b", saved: dict | None = None, lease_seconds: int =
 
 
 def _writes(cluster: FakeCluster) -> list[tuple[str, str, str]]:
-    return [c for c in cluster.calls if c[1] == "ConfigMap" and c[0] in ("create", "replace")]
+    return [c for c in cluster.calls if c[1] == "ConfigMap" and c[0] in ("create", "replace", "patch")]
 
 
 def test_save_writes_the_status_configmap_and_load_reads_it_back(cluster: FakeCluster) -> None:
@@ -59,8 +59,8 @@ def test_save_writes_only_when_the_status_or_the_clock_moved(cluster: FakeCluste
     clock["t"] = 6.0
     s.save(status)  # a resume needs the newer elapsed time
     s.save({**status, "step": 1})
-    # the first write finds no ConfigMap to replace and creates it; then two replaces
-    assert [c[0] for c in _writes(cluster)] == ["replace", "create", "replace", "replace"]
+    # the first write finds no ConfigMap to patch and creates it; then two patches of its own keys
+    assert [c[0] for c in _writes(cluster)] == ["patch", "create", "patch", "patch"]
     assert json.loads(cluster.raw("ConfigMap", NAME)["data"]["saved"])["elapsed"] == 6.0
 
 

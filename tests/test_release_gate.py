@@ -22,10 +22,13 @@ from deploysim.kube.store import (
 from deploysim.release import (
     Evidence,
     ReleaseRefused,
+    Wanted,
     decide,
+    keep_after,
     parse_reference,
     records_evidence,
     refusal,
+    releases_evidence,
 )
 from deploysim.runbooks import validate_parameters
 
@@ -90,8 +93,8 @@ def test_invalid_references_are_refused_saying_why(image, why) -> None:
 
 
 def ev(run: str, digest: str | None, outcome: str = "promoted", exit: int | None = 0, env: str | None = "staging",
-       target: str = "kubernetes") -> Evidence:
-    return Evidence("record folder runs", run, env, digest, None, outcome, exit, "2026-12-01T10:00:00Z", target)
+       target: str = "kubernetes", at: str = "2026-12-01T10:00:00Z", **more) -> Evidence:
+    return Evidence("record folder runs", run, env, digest, None, outcome, exit, at, target, **more)
 
 
 DECISIONS = [
@@ -104,7 +107,19 @@ DECISIONS = [
     ("unnamed-environment", [ev("r5", D, env=None)], False, "ran in environment (unnamed), not staging"),
     ("promoted-exit-1", [ev("r6", D, exit=1)], False, "promoted (exit code 1)"),
     ("no-digest", [ev("r7", None)], False, "1 run(s) that name no digest"),
-    ("promoted", [ev("r1", D, "rolled_back", 1), ev("r8", D)], True, "staging run r8 of this digest promoted at"),
+    ("not-deployed", [ev("r9", D, deployed=False)], False, "deployed nothing (its summary.world is not kubernetes"),
+    ("overridden", [ev("r10", D, overridden=True)], False, "its own gate was overridden: not evidence"),
+    # the latest run of the digest decides, whatever order the sources list them in
+    ("promoted-then-rolled-back", [ev("r8", D), ev("r11", D, "rolled_back", 1, at="2026-12-01T11:00:00Z")], False,
+     "the latest staging run of this digest, r11, did not promote: it decides"),
+    ("rolled-back-listed-last-but-older", [ev("r8", D), ev("r1", D, "rolled_back", 1, at="2026-12-01T09:00:00Z")],
+     True, "staging run r8 of this digest promoted at"),
+    ("an-overridden-promotion-is-no-verdict", [ev("r8", D), ev("r12", D, overridden=True, at="2026-12-01T12:00:00Z")],
+     True, "staging run r8 of this digest promoted at"),
+    ("a-running-run-is-no-verdict", [ev("r8", D), ev("r13", D, "running", None, at="2026-12-01T12:00:00Z")], True,
+     "staging run r8 of this digest promoted at"),
+    ("promoted", [ev("r1", D, "rolled_back", 1, at="2026-12-01T09:00:00Z"), ev("r8", D)], True,
+     "staging run r8 of this digest promoted at"),
 ]
 
 
@@ -249,20 +264,65 @@ def test_rehearsals_are_not_staging_evidence(staging) -> None:
                                         "image": IMAGE_D, "staging_records": str(staging["root"])})
     text = str(info.value)
     assert f"looked in record folder {staging['root']} (2 runs)" in text
-    assert f"staging run {staging['promoted'].name} of this digest was a rehearsal (target sim)" in text
+    assert f"run {staging['promoted'].name} of this digest was a rehearsal (target sim)" in text
 
 
-def _as_cluster_runs(staging, tmp_path: Path) -> Path:
-    """The staging rehearsals' folders, each record marked as run on a cluster (their records are
-    otherwise as written; tests/kube/test_staging_gate.py makes real cluster ones)."""
+def test_a_rehearsal_record_relabelled_as_a_cluster_run_is_not_evidence(staging, tmp_path: Path) -> None:
+    # target.name edited to kubernetes: its summary.world is still sim, and it lists no API changes
+    folder = tmp_path / "runs"
+    copy = folder / staging["promoted"].name
+    shutil.copytree(staging["promoted"], copy)
+    data = _record(copy)
+    data["run"]["target"] = {"name": "kubernetes", "namespace": "staging"}
+    (copy / "record.json").write_text(json.dumps(data))
+    assert data["summary"]["world"] == "sim" and not data.get("changes")
+    with pytest.raises(ReleaseRefused) as info:
+        validate_parameters("rolling", {**BASE, "target": "kubernetes", "environment": "production",
+                                        "image": IMAGE_D, "staging_records": str(folder)})
+    assert f"run {copy.name} of this digest deployed nothing (its summary.world is not kubernetes" in str(info.value)
+
+
+def _as_cluster_runs(staging, tmp_path: Path, edit=None) -> Path:
+    """The staging rehearsals' folders, each record made what a cluster run's is: target and
+    world kubernetes, in namespace staging, with the API changes it made (the rest as written;
+    tests/kube/test_staging_gate.py makes real cluster ones). ``edit(data)`` changes more."""
     folder = tmp_path / "staging-runs"
     for name in ("promoted", "rolled_back"):
         copy = folder / staging[name].name
         shutil.copytree(staging[name], copy)
         data = _record(copy)
-        data["run"]["target"] = {**data["run"]["target"], "name": "kubernetes"}
+        data["run"]["target"] = {"name": "kubernetes", "namespace": "staging"}
+        data["summary"]["world"] = "kubernetes"
+        data["changes"] = [{"verb": "patch", "kind": "Deployment", "name": "checkout"}]
+        if edit is not None:
+            edit(data)
         (copy / "record.json").write_text(json.dumps(data))
     return folder
+
+
+def _production(**more) -> dict:
+    return {**BASE, "target": "kubernetes", "environment": "production", "image": IMAGE_D, **more}
+
+
+OTHER_RUNS = [
+    # id, how the staging record differs, the gate's parameters beside staging_records, the line found
+    ("other-service", lambda d: d["scenario"].update(service="cart"), {}, "is of service cart, not checkout"),
+    ("other-repository", lambda d: d["run"]["release"].update(image=f"cart:7.0@{D}"), {"image": f"ghcr.io/acme/checkout:1.43.0@{D}"},
+     "is of image repository cart, not ghcr.io/acme/checkout"),
+    ("other-namespace", None, {"staging_namespace": "staging-eu", "staging_kubeconfig": "/no/such/kubeconfig"},
+     "ran in namespace staging, not staging-eu"),
+    ("overridden", lambda d: d["run"]["release"].update(gate={"checked": True, "overridden": True}), {},
+     "promoted, but its own gate was overridden: not evidence"),
+]
+
+
+@pytest.mark.parametrize(("edit", "extra", "line"), [c[1:] for c in OTHER_RUNS], ids=[c[0] for c in OTHER_RUNS])
+def test_a_staging_run_of_another_service_repository_namespace_or_overridden_is_not_evidence(
+        staging, tmp_path: Path, edit, extra, line) -> None:
+    folder = _as_cluster_runs(staging, tmp_path, edit)
+    with pytest.raises((ReleaseRefused, ClusterError)) as info:
+        validate_parameters("rolling", _production(staging_records=str(folder), **extra))
+    assert f"run {staging['promoted'].name} of this digest {line}" in str(info.value)
 
 
 def test_a_passing_staging_record_of_the_digest_lets_production_go_on(staging, tmp_path: Path) -> None:
@@ -298,10 +358,6 @@ def test_an_ungated_environment_is_recorded_and_not_checked() -> None:
     run = validate_parameters("rolling", {**BASE, "target": "kubernetes", "environment": "staging", "image": IMAGE_D})
     assert run.release["gate"]["checked"] is False
     assert run.release["gate"]["why"] == "environment staging is not gated (environment_gates: production needs staging)"
-    run = validate_parameters("rollback", {"target": "kubernetes", "environment": "production", "image": IMAGE_E,
-                                           "to_image": IMAGE_D})
-    assert run.release["digest"] == D  # the version it goes back to
-    assert run.release["gate"]["why"] == "a rollback returns to the version that served before it: not gated"
     with pytest.raises(ReleaseRefused, match="environment qa needs a passing dev run"):
         validate_parameters("rolling", {**BASE, "target": "kubernetes", "environment": "qa", "image": IMAGE_D,
                                         "environment_gates": {"qa": "dev"}, "staging_records": "."})
@@ -332,3 +388,142 @@ def test_promoted_releases_survive_later_status_writes_and_stay_bounded(cluster:
     rows = json.loads(cluster.raw("ConfigMap", "deploysim-checkout")["data"][RELEASES_KEY])
     assert len(rows) == KEPT_RELEASES and rows[-1]["run"] == f"r{KEPT_RELEASES + 2}"
     assert read_releases(api, "other", "checkout") is None
+
+
+def test_a_status_write_never_drops_a_release_kept_between_its_load_and_its_write(cluster: FakeCluster) -> None:
+    api = client.ApiClient()
+    later = ClusterStore(api, "shop", "checkout", "run-2", "rolling")
+    later.save({"phase": "Progressing"})
+    assert later.load() is not None
+    keep_release(api, "shop", "checkout", {"digest": D, "image": IMAGE_D, "run": "run-1", "environment": "staging"})
+    later.save({"phase": "Progressing", "step": 1})  # loaded before the release was kept
+    assert [r["run"] for r in read_releases(api, "shop", "checkout")["releases"]] == ["run-1"]
+
+
+def test_a_run_of_the_digest_that_did_not_promote_replaces_its_release(cluster: FakeCluster) -> None:
+    api = client.ApiClient()
+    keep_release(api, "shop", "checkout", {"digest": D, "image": IMAGE_D, "run": "r1", "environment": "staging"})
+    keep_release(api, "shop", "checkout", {"digest": D, "image": IMAGE_D, "run": "r2", "environment": "staging",
+                                           "outcome": "rolled_back", "exit_code": 1})
+    evidence = releases_evidence(read_releases(api, "shop", "checkout"), "cm", "checkout", "shop")
+    gate = decide("production", D, Wanted("staging", "checkout", "checkout", "shop"), evidence, ["cm"])
+    assert gate["passed"] is False and "staging in namespace shop run r2 of this digest rolled back" in gate["found"][0]
+
+
+# --- the gates themselves: weakened, cyclic, production by another name -------------------------
+
+
+@pytest.mark.parametrize("gates", [{}, {"production": "dev"}, {"production": "qa"}])
+def test_gates_that_drop_the_default_are_refused_unless_overridden(gates) -> None:
+    with pytest.raises(ReleaseRefused) as info:
+        validate_parameters("rolling", _production(environment_gates=gates))
+    assert f"environment_gates {gates} drops the default gate production needs staging" in str(info.value)
+    run = validate_parameters("rolling", _production(environment_gates=gates, staging_override="INC-3: gates off"))
+    gate = run.release["gate"]
+    assert gate["overridden"] and gate["requires"] == "staging" and "drops the default gate" in gate["weakened"]
+    # a longer path that still leads to staging is not a weakening: production needs qa
+    with pytest.raises(ReleaseRefused, match="environment production needs a passing qa run"):
+        validate_parameters("rolling", _production(environment_gates={"production": "qa", "qa": "staging"}))
+
+
+@pytest.mark.parametrize("gates", [{"production": "staging", "staging": "production"},
+                                   {"production": "qa", "qa": "dev", "dev": "qa"}])
+def test_cyclic_gates_are_refused(gates) -> None:
+    with pytest.raises(ParameterError, match="environment_gates has a cycle: ") as info:
+        validate_parameters("rolling", {**BASE, "environment_gates": gates})
+    assert exit_code(info.value) == 2
+
+
+@pytest.mark.parametrize("environment", ["prod", "prd", "live", "prod-eu", "eu-production"])
+def test_a_production_like_environment_that_is_not_gated_is_warned_of(environment) -> None:
+    run = validate_parameters("rolling", _production(environment=environment))
+    assert run.release["gate"]["checked"] is False
+    assert [f["id"] for f in run.lint if f["path"] == "environment"] == ["environment-looks-like-production"]
+    assert environment in run.lint[-1]["message"]
+    assert not [f for f in validate_parameters("rolling", _production(environment="qa")).lint
+                if f["id"] == "environment-looks-like-production"]
+
+
+def test_a_staging_run_without_a_digest_is_warned_that_it_can_never_be_evidence(tmp_path: Path) -> None:
+    run = validate_parameters("rolling", {**BASE, "target": "kubernetes", "environment": "staging",
+                                          "image": "checkout:1.43.0", "record_dir": str(tmp_path)})
+    run.start()
+    lint = _record(run.folder)["run"]["lint"]
+    found = [f for f in lint if f["id"] == "release-evidence-without-digest"]
+    assert found and found[0]["path"] == "image" and "can never be their evidence" in found[0]["message"]
+    assert run.release["no_digest"] == "the image names a tag, not a digest"
+
+
+# --- the rollback runbook, a resumed run, and what cannot be read ---------------------------------
+
+
+@pytest.fixture
+def own_cluster(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    """The fake cluster, reached through the run's own kubeconfig whatever it names."""
+    import deploysim.kube
+
+    monkeypatch.setattr(deploysim.kube, "api_client", lambda kubeconfig, context: (client.ApiClient(), "fake"))
+    return cluster
+
+
+ROLLBACK = {"target": "kubernetes", "environment": "production", "namespace": "shop", "image": IMAGE_E,
+            "to_image": IMAGE_D}
+
+
+def test_a_rollback_goes_back_only_to_a_digest_that_served_in_its_namespace(own_cluster: FakeCluster) -> None:
+    with pytest.raises(ReleaseRefused) as info:
+        validate_parameters("rollback", {**ROLLBACK, "to_image": f"evil/other:9.9.9@{E}"})
+    assert "or a run of it that served in production in namespace shop before" in str(info.value)
+    api = client.ApiClient()
+    keep_release(api, "shop", "checkout", {"digest": D, "image": IMAGE_D, "run": "r1", "environment": "production",
+                                           "overridden": True})  # it served, however it got there
+    run = validate_parameters("rollback", ROLLBACK)
+    assert run.release["digest"] == D and run.release["gate"]["passed"]
+    assert run.release["gate"]["evidence"]["run"] == "r1"
+    assert run.release["gate"]["evidence"]["source"] == "ConfigMap shop/deploysim-checkout"
+    # a rollback run is not kept as a release: it returns to one
+    from types import SimpleNamespace as NS
+
+    keep_after(run.params, run.scenario, run.release, "r2", None, NS(outcome="promoted", exit_code=0), True)
+    assert "kept" not in run.release
+    assert [r["run"] for r in read_releases(api, "shop", "checkout")["releases"]] == ["r1"]
+
+
+def test_a_resumed_run_reuses_the_decision_of_its_first_part(own_cluster: FakeCluster, tmp_path: Path,
+                                                              staging) -> None:
+    folder = _as_cluster_runs(staging, tmp_path)
+    first = validate_parameters("rolling", _production(namespace="shop", staging_records=str(folder),
+                                                       record_dir=str(tmp_path / "prod")))
+    first.start()
+    store = ClusterStore(client.ApiClient(), "shop", "checkout", first.folder.name, "rolling")
+    store.save({"phase": "Progressing", "step": 1})
+    shutil.rmtree(folder)  # the staging evidence aged out meanwhile
+    again = validate_parameters("rolling", _production(namespace="shop", resume=True, staging_records=str(folder),
+                                                       record_dir=str(tmp_path / "prod")))
+    gate = again.release["gate"]
+    assert gate["passed"] and gate["evidence"]["run"] == staging["promoted"].name
+    assert gate["reused"].startswith(f"decided when run {first.folder.name} started")
+    with pytest.raises(ReleaseRefused):  # not a resume: gated again
+        validate_parameters("rolling", _production(namespace="shop", staging_records=str(folder),
+                                                   record_dir=str(tmp_path / "prod")))
+
+
+def test_an_empty_error_message_and_a_digest_without_a_colon_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deploysim.kube
+
+    def timeout(kubeconfig, context):
+        raise TimeoutError()
+
+    monkeypatch.setattr(deploysim.kube, "api_client", timeout)
+    with pytest.raises(ClusterError, match="could not read: ConfigMap staging/deploysim-checkout: TimeoutError"):
+        validate_parameters("rolling", _production(staging_namespace="staging"))
+
+    def broken(kubeconfig, context):
+        raise KeyError("a fault of the code, not an unreachable cluster")
+
+    monkeypatch.setattr(deploysim.kube, "api_client", broken)
+    with pytest.raises(KeyError):
+        validate_parameters("rolling", _production(staging_namespace="staging"))
+    odd = Evidence("cm", "r1", "staging", "nocolonatall0123456789", None, "promoted", 0, None, "kubernetes")
+    gate = decide("production", D, "staging", [odd], ["cm"])
+    assert "(latest: nocolonatall01234567 in run r1)" in gate["found"][0]

@@ -16,10 +16,11 @@ machine's clock, which assumes the hosts' clocks agree to within seconds (NTP). 
 is refused while the lease is fresh, with its holder named; a killed run's lease is taken
 over once it has expired. A run that finds its lease taken stops before it observes or acts.
 
-The ConfigMap also keeps the releases promoted in the namespace (``releases``: digest, image,
-run, finished at, environment; the latest :data:`KEPT_RELEASES`), written once a run is
-promoted (:func:`keep_release`) and carried over by every later status write, so a later run
-of another digest does not erase the evidence a gated environment reads
+The ConfigMap also keeps the releases of the namespace (``releases``: digest, image, run,
+finished at, environment, outcome, exit code, overridden; the latest :data:`KEPT_RELEASES`),
+written once a run is promoted, or once a run of a digest changed the cluster and did not
+promote (:func:`keep_release`), and left as it is by every later status write (a merge patch of the status keys alone), so a
+later run does not erase the evidence a gated environment reads
 (:func:`read_releases`, :mod:`deploysim.release`).
 """
 
@@ -79,7 +80,6 @@ class ClusterStore:
         self.lease_seconds = lease_seconds
         self.holder = holder_identity(run_id)
         self._last = ""
-        self._releases: str | None = None  # the namespace's promoted releases, carried over
 
     # --- the status --------------------------------------------------------------------------
 
@@ -91,8 +91,6 @@ class ClusterStore:
                 return None
             raise
         data = cm.data or {}
-        if data.get(RELEASES_KEY):
-            self._releases = data[RELEASES_KEY]
         return {"data": data, "annotations": cm.metadata.annotations or {}}
 
     def save(self, status: dict[str, Any]) -> None:
@@ -104,23 +102,22 @@ class ClusterStore:
             "strategy": self.strategy,
             "decisions": json.dumps([d.to_dict() for d in self.decisions[-KEPT_DECISIONS:]], default=str),
         }
-        if self._releases:  # the status is replaced whole: the releases promoted before stay
-            data[RELEASES_KEY] = self._releases
         # write when the status changed, and every few seconds for the clock a resume needs
         steady = {k: v for k, v in self.saved.items() if k not in ("elapsed", "progress")}
         text = json.dumps({**data, "saved": [steady, int(self.saved["elapsed"] // 5)]}, sort_keys=True,
                           default=str)
         if text != self._last:
-            body = client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(name=self.name, annotations={n.RUN_ANNOTATION: self.run_id}),
-                data=data,
-            )
+            # a merge patch of this run's own keys: a key written beside them (the releases a run
+            # kept between this run's load and this write) stays as it is
+            patch = {"metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}}, "data": data}
             try:
-                self.core.replace_namespaced_config_map(self.name, self.namespace, body)
+                self.core.patch_namespaced_config_map(self.name, self.namespace, patch)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self.core.create_namespaced_config_map(self.namespace, body)
+                self.core.create_namespaced_config_map(self.namespace, client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=self.name, annotations={n.RUN_ANNOTATION: self.run_id}),
+                    data=data))
             self._last = text
 
     def stored_decisions(self, stored: dict[str, Any]) -> list[Decision]:
@@ -260,20 +257,32 @@ def read_releases(api: client.ApiClient, namespace: str, service: str) -> dict[s
     return {"releases": parse_releases(data.get(RELEASES_KEY)), "run": data.get("run"), "phase": phase}
 
 
-def keep_release(api: client.ApiClient, namespace: str, service: str, entry: dict[str, Any]) -> str:
-    """Add a promoted release to the service's status ConfigMap; returns where it is kept.
-    Only the ``releases`` key is patched: the status beside it stays as the run left it."""
+def keep_release(api: client.ApiClient, namespace: str, service: str, entry: dict[str, Any],
+                 attempts: int = 3) -> str:
+    """Add a release to the service's status ConfigMap; returns where it is kept. Only the
+    ``releases`` key is patched, with the resourceVersion it was read at: the API server refuses
+    the patch (409) when another writer changed the ConfigMap meanwhile, and it is read again."""
     core = client.CoreV1Api(api)
     name = n.status_configmap(service)
-    try:
-        cm = core.read_namespaced_config_map(name, namespace)
+    for attempt in range(attempts):
+        try:
+            cm = core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            cm = core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=name), data={}))
         rows = parse_releases((cm.data or {}).get(RELEASES_KEY))
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=name), data={}))
-        rows = []
-    text = json.dumps(add_release(rows, entry), sort_keys=True)
-    core.patch_namespaced_config_map(name, namespace, {"data": {RELEASES_KEY: text}})
+        text = json.dumps(add_release(rows, entry), sort_keys=True)
+        version = getattr(cm.metadata, "resource_version", None) if cm is not None and cm.metadata else None
+        patch: dict[str, Any] = {"data": {RELEASES_KEY: text}}
+        if version:
+            patch["metadata"] = {"resourceVersion": version}
+        try:
+            core.patch_namespaced_config_map(name, namespace, patch)
+        except ApiException as exc:
+            if exc.status != 409 or attempt == attempts - 1:
+                raise
+            continue
+        break
     return f"ConfigMap {namespace}/{name} ({RELEASES_KEY})"

@@ -10,6 +10,7 @@ parameters every runbook takes.
 from deploysim.release.gate import (
     Evidence,
     ReleaseRefused,
+    Wanted,
     decide,
     records_evidence,
     refusal,
@@ -17,17 +18,19 @@ from deploysim.release.gate import (
 )
 from deploysim.release.parameters import DEFAULT_GATES, ReleaseParameters
 from deploysim.release.reference import ImageReference, check_digest, image_digest, parse_reference
-from deploysim.release.run import keep_promoted, release_check
+from deploysim.release.run import keep_after, keep_promoted, release_check
 
 __all__ = [
     "DEFAULT_GATES",
     "Evidence",
+    "Wanted",
     "ImageReference",
     "ReleaseParameters",
     "ReleaseRefused",
     "check_digest",
     "decide",
     "image_digest",
+    "keep_after",
     "keep_promoted",
     "parse_reference",
     "records_evidence",

@@ -92,4 +92,11 @@ class ReleaseParameters(BaseModel):
             _label(required, "environment names")
             if gated == required:
                 raise ValueError(f"{gated} cannot need itself; e.g. {{production: staging}}")
+        for start in value:  # each environment's path must end: a cycle gates nothing
+            path = [start]
+            while (step := value.get(path[-1])) is not None:
+                if step in path:
+                    raise ValueError(f"environment_gates has a cycle: {' -> '.join([*path, step])}; "
+                                     "each environment needs one before it, ending at one that needs none")
+                path.append(step)
         return value

@@ -33,7 +33,7 @@ from deploysim.lint import check_runbook
 from deploysim.plan import Plan
 from deploysim.record import Record
 from deploysim.redact import Redactor
-from deploysim.release import keep_promoted, release_check
+from deploysim.release import keep_after, release_check
 from deploysim.runbooks.build import build_plan, build_scenario, kube_target, target_context
 from deploysim.runbooks.notebook import ENV_RUN_DIR, injected_names, notebook_output_path, repo_root
 from deploysim.runbooks.outcome import Outcome, judge_outcome
@@ -84,7 +84,7 @@ def prepare(params: RunbookParameters, given: dict[str, Any] | None = None,
     release = release_check(params, scenario)
     given = dict(given if given is not None else params.model_dump(exclude_unset=True))
     lint = [{"id": f.id, "severity": f.severity, "path": f.location.describe(), "message": f.message,
-             "subject": f.subject} for f in found]  # the warnings the run went on with
+             "subject": f.subject} for f in found] + release.get("lint", [])  # the warnings the run went on with
     return RunbookRun(runbook=params.runbook, params=params, given=given, scenario=scenario, plan=plan,
                       redactor=Redactor.from_parameters(params.model_dump()), setters=setters,
                       notebook_hint=notebook_hint, release=release, lint=lint)
@@ -443,10 +443,8 @@ class RunbookRun:
         self._files.update(timeline="timeline.csv", summary="summary.json", record=RECORD_FILE)
         self.outcome = judge_outcome(self.params, self.scenario, record)
         self.finished_at = iso(utc_now())
-        release = self.release
-        if (release and release.get("digest") and self.params.target == "kubernetes"
-                and self.outcome.outcome == "promoted" and self.outcome.exit_code == 0):
-            release["kept"] = keep_promoted(self.params, self.scenario, release, self.folder.name, self.finished_at)
+        keep_after(self.params, self.scenario, self.release, self.folder.name, self.finished_at, self.outcome,
+                   bool(getattr(record, "changes", None)))
         self._write_record()
         _show_record(self.redactor.data(jsonable(
             {"version": TRAIL_VERSION, "run": self.folder.name, "runbook": self.runbook,

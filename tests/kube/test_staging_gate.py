@@ -107,6 +107,10 @@ def test_production_needs_a_passing_staging_run_of_the_same_digest(envs, tmp_pat
     gate = run.release["gate"]
     assert gate["passed"] and gate["evidence"]["run"] == staged["run"]["id"]
     assert gate["evidence"]["source"] == f"record folder {staging.record_dir / 'kubernetes'}"
+    # the real cluster record is what the gate asks of evidence: world, changes, service, namespace
+    assert staged["summary"]["world"] == "kubernetes" and staged["changes"]
+    assert (gate["evidence"]["service"], gate["evidence"]["namespace"]) == ("web", staging.ns)
+    assert gate["evidence"]["deployed"] is True and gate["evidence"]["overridden"] is False
 
     # E with an override: it goes on, and its record says overridden, by whom, why, what was missing
     proc, record = production.run("rolling", "-p", "image", IMAGE_E, "-r", "environment", "production",
@@ -121,6 +125,7 @@ def test_production_needs_a_passing_staging_run_of_the_same_digest(envs, tmp_pat
     assert production.deployment("web").spec.template.spec.containers[0].image == IMAGE_E
     # production keeps its own promoted releases: D, then E
     rows = json.loads(_status_configmap(production).data[RELEASES_KEY])
-    assert [(r["digest"], r["environment"]) for r in rows] == [(D, "production"), (E, "production")]
+    assert [(r["digest"], r["environment"], r["overridden"]) for r in rows] == [
+        (D, "production", False), (E, "production", True)]
     # and staging's evidence is as it was
     assert [r["digest"] for r in json.loads(_status_configmap(staging).data[RELEASES_KEY])] == [D]
