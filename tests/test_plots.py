@@ -20,7 +20,7 @@ from deploysim.plots import (
     rollout_window,
     traffic_figure,
 )
-from deploysim.record import Record
+from deploysim.record import TIMELINE_COLUMNS, Record
 from deploysim.report import plot_traffic, write_report
 from deploysim.runbooks import validate_parameters
 from deploysim.runbooks.session import execute
@@ -426,10 +426,15 @@ def test_comparison_png_decodes(compared: list[Record], tmp_path) -> None:
     assert image.shape[1] == round(4.4 * 4 * 100) and image.shape[0] >= 800  # 4.4 in per strategy
 
 
-def test_a_run_whose_traffic_was_never_counted_still_draws(rolled_back: Record, tmp_path) -> None:
+@pytest.mark.parametrize("empty", [
+    pd.DataFrame(),
+    # what a world that counted no traffic gives: the columns, no rows, object cells
+    pd.DataFrame(columns=list(TIMELINE_COLUMNS)),
+], ids=["no-columns", "columns-no-rows"])
+def test_a_run_whose_traffic_was_never_counted_still_draws(rolled_back: Record, tmp_path, empty) -> None:
     # a cluster run whose metrics source never answered: decisions, no timeline
     bare = Record(summary={**rolled_back.summary, "requests": None, "failed_requests": None, "world": "kubernetes"},
-                  timeline=pd.DataFrame(), decisions=rolled_back.decisions, steps=rolled_back.steps,
+                  timeline=empty, decisions=rolled_back.decisions, steps=rolled_back.steps,
                   plan=rolled_back.plan, scenario=rolled_back.scenario)
     fig = traffic_figure(bare)
     assert len(fig.axes) == 2  # no latency to draw: error rate and requests only

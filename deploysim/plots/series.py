@@ -30,7 +30,23 @@ def in_window(t: pd.DataFrame | None, window: tuple[float, float]) -> pd.DataFra
     if t is None or "time" not in t.columns:
         return pd.DataFrame(columns=list(TIMELINE_COLUMNS), dtype=float)
     a, b = window
-    return t[(t["time"] >= a) & (t["start"] <= b)]
+    return numeric(t[(t["time"] >= a) & (t["start"] <= b)])
+
+
+def numeric(t: pd.DataFrame) -> pd.DataFrame:
+    """The timeline with every column but the decisions as floats (a missing value NaN): a
+    world that counted no traffic gives a timeline of no rows whose columns hold objects, and
+    one that could not read a figure gives None in its cells.
+
+    >>> t = numeric(pd.DataFrame({"time": [10, None], "decision": ["abort", ""]}, dtype=object))
+    >>> str(t["time"].dtype), t["time"].isna().tolist(), t["decision"].tolist()
+    ('float64', [False, True], ['abort', ''])
+    """
+    out = t.copy()
+    for column in out.columns:
+        if column != "decision":
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
+    return out
 
 
 #: a bin shorter than this share of the run's usual bin is drawn merged into its neighbour

@@ -1,6 +1,6 @@
 """Fidelity: the simulator's rolling update against the real Deployment controller.
 
-The same rolling update (10 replicas, 25%/25%, pods ready 5 s after they start) is applied
+The same rolling update (10 replicas, 25%/25%, pods ready 10 s after they start) is applied
 to the local control plane and to the simulator; ready pods per version are sampled over
 time in both. The cluster must go through the simulated states, in their order, within one
 pod at every sample (a wave half ready lies between two states), see every state the
@@ -13,8 +13,8 @@ status comes back), and more on a busy machine. So the test measures that moment
 same cluster, in the same run, just before the rollout and again just after it: a
 Deployment is scaled up by one wave (5 pods) and timed until every pod of it is
 ready, three times each. The simulator's pod startup is the fastest and the slowest of those
-tries, the KWOK delay included, rather than the bare 5 s; the real duration must lie within
-15% of the rehearsals at those two, so a load that changed while the rollout ran (the machine
+tries, the KWOK delay included, rather than the bare 10 s; the real duration must lie within
+15% of the rehearsals at those two (give or take one sampling gap), so a load that changed while the rollout ran (the machine
 is shared) is seen, not guessed.
 """
 
@@ -37,7 +37,9 @@ pytestmark = pytest.mark.cluster
 # 25% of 10 is 2.5 pods: maxSurge rounds it up to 3 and maxUnavailable down to 2
 # (``ResolveFenceposts``, pkg/controller/deployment/util/deployment_util.go, kubernetes/kubernetes),
 # so a simulator rounding either the wrong way takes other states
-REPLICAS, READY_DELAY, STABLE, CANDIDATE = 10, 5.0, "app:1.0.0", "app:2.0.0"
+# pods ready 10 s after they start: the controllers' share of a wave (a second or two on a
+# busy machine) stays a small part of its time
+REPLICAS, READY_DELAY, STABLE, CANDIDATE = 10, 10.0, "app:1.0.0", "app:2.0.0"
 MAX_UNAVAILABLE = 2
 
 
@@ -254,8 +256,11 @@ def test_rolling_update_curves_agree(cluster):
     sims = [_sim_curve(rec) for rec in recs]
     real_done = real[-1, 0]
     sim_done = [curve[-1, 0] for curve in sims]
-    # total duration within 15% of the simulated one, at a startup seen in this run
-    assert 0.85 * min(sim_done) <= real_done <= 1.15 * max(sim_done), (real_done, sim_done, cal, _show(real))
+    # total duration within 15% of the simulated one, at a startup seen in this run; the real
+    # end is known to within the longest gap between two samples (each takes two API reads)
+    gap = float(np.diff(real[:, 0]).max())
+    assert 0.85 * min(sim_done) - gap <= real_done <= 1.15 * max(sim_done) + gap, (
+        real_done, sim_done, gap, cal, _show(real))
     # the same states, in the same order: every real sample lies within one pod of the
     # simulated path, never going back along it, and every state the simulation holds for a
     # second or more is seen on the cluster exactly. The simulated controllers react in zero time; the
