@@ -115,6 +115,24 @@ def test_a_rolling_update_is_promoted_on_the_named_deployment(cluster: FakeClust
     assert record.summary["rolled_back"] is False
 
 
+@pytest.mark.timeout(60)
+def test_a_mark_left_from_an_earlier_run_neither_aborts_nor_promotes_a_new_one(cluster: FakeCluster,
+                                                                                 clock: Clock) -> None:
+    cluster.add(deployment("web-api", WEB, 4, STABLE))
+    cluster.sync("web-api")
+    cluster.add(service("checkout", WEB))
+    # an earlier run's status, with abort and promote marks given after it ended
+    cluster.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "deploysim-checkout", "namespace": NS,
+        "annotations": {n.RUN_ANNOTATION: "run-0", n.ABORT_ANNOTATION: "true", n.PROMOTE_ANNOTATION: "true"}},
+        "data": {"run": "run-0", "status": "{}"}})
+    record = execute(_world(clock, ["strategy.kind=rolling", "strategy.background_analysis=false"],
+                            workload="web-api"), Healthy(), timeout=600)
+    assert record.summary["outcome"] == "promoted"
+    assert [d["kind"] for d in record.decisions] == ["start", "step", "promote"]
+    assert cluster.raw("ConfigMap", "deploysim-checkout")["metadata"]["annotations"] == {n.RUN_ANNOTATION: "run-1"}
+
+
 CANARY = ["strategy.kind=canary", "strategy.traffic_router=true", "strategy.scale_down_delay_seconds=0s",
           "strategy.steps=[{set_weight: 25}, {pause: 30s}, {analysis: true}, {set_weight: 100}]",
           "analysis.interval=10s", "analysis.count=2"]

@@ -91,6 +91,22 @@ def test_an_abort_mark_is_taken_in_any_phase_once(cluster: FakeCluster, phase: s
     assert cluster.raw("ConfigMap", NAME)["metadata"]["annotations"] == {n.RUN_ANNOTATION: "run-b"}
 
 
+@pytest.mark.parametrize("mark", [n.PROMOTE_ANNOTATION, n.ABORT_ANNOTATION])
+def test_a_mark_left_from_an_earlier_run_is_not_taken_by_the_next(cluster: FakeCluster, mark: str) -> None:
+    earlier = store("run-a")
+    earlier.save({"phase": "Healthy"})
+    _mark(cluster, **{mark: "true"})  # given after run-a ended: nobody's mark for run-b
+    later = store("run-b")
+    later.lock()
+    later.clear_marks()
+    later.save({"phase": PAUSED})  # its writes patch their own keys and keep what they do not write
+    assert later.requests(PAUSED) == Requests()
+    assert cluster.raw("ConfigMap", NAME)["metadata"]["annotations"] == {n.RUN_ANNOTATION: "run-b"}
+    # a mark given to run-b itself is taken
+    _mark(cluster, **{mark: "true"})
+    assert later.requests(PAUSED) == Requests(**{"promote" if mark == n.PROMOTE_ANNOTATION else "abort": True})
+
+
 @pytest.mark.parametrize("value", ["false", "yes", ""])
 def test_only_true_is_a_mark(cluster: FakeCluster, value: str) -> None:
     s = store()
@@ -188,3 +204,16 @@ def test_each_pass_renews_the_lease_first(cluster: FakeCluster) -> None:
     renewed = cluster.raw("Lease", NAME)["spec"]["renewTime"]
     age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
     assert age.total_seconds() < 5
+
+
+@pytest.mark.parametrize("text", [
+    "apiVersion: v1\nclusters: [\n",  # cut short: not YAML
+    "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\ncurrent-context: a\n",
+], ids=["not-yaml", "context-without-its-cluster"])
+def test_a_damaged_kubeconfig_is_a_cluster_error_naming_the_file(tmp_path, text: str) -> None:
+    from deploysim.kube import api_client
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(ClusterError, match=f"cannot read kubeconfig {path}"):
+        api_client(str(path), None)

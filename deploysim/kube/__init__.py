@@ -117,15 +117,25 @@ def api_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     """A client for the named context, after checking that the kubeconfig has it."""
     from kubernetes import config
 
+    import yaml
+
+    where = kubeconfig or "$KUBECONFIG / ~/.kube/config"
+    # a damaged file (not YAML, no contexts, a context naming a missing user) is a ClusterError
+    # naming the file, whichever of the two reads finds it
+    unreadable = (config.ConfigException, yaml.YAMLError, OSError, TypeError, KeyError, AttributeError)
     try:
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except config.ConfigException as exc:
-        raise ClusterError(f"cannot read kubeconfig {kubeconfig or '$KUBECONFIG / ~/.kube/config'}: {exc}") from None
+    except unreadable as exc:
+        raise ClusterError(f"cannot read kubeconfig {where}: {type(exc).__name__}: {exc}") from None
     names = [c["name"] for c in contexts]
     if context is not None and context not in names:
         raise ClusterError(f"context {context!r} is not in the kubeconfig; it has: {', '.join(names)}")
     chosen = context or active["name"]
-    return with_timeout(config.new_client_from_config(config_file=kubeconfig, context=chosen)), chosen
+    try:
+        api = config.new_client_from_config(config_file=kubeconfig, context=chosen)
+    except unreadable as exc:
+        raise ClusterError(f"cannot read kubeconfig {where} (context {chosen!r}): {type(exc).__name__}: {exc}") from None
+    return with_timeout(api), chosen
 
 
 #: (connect, read) seconds for an API request that names no timeout of its own. The client

@@ -199,6 +199,7 @@ def execute(
             on_decision(part)
     else:
         store.lock()
+        store.clear_marks()
     store.elapsed = world.now
     store.decisions = run.decisions
     watcher = Watcher(world.apps, world.namespace).start()

@@ -142,6 +142,17 @@ class ClusterStore:
             self.core.patch_namespaced_config_map(self.name, self.namespace, {"metadata": {"annotations": taken}})
         return Requests(promote=promote, abort=abort)
 
+    def clear_marks(self) -> None:
+        """A new run takes no promote or abort mark given before it began: a mark left from an
+        earlier run (given after it ended, or while it was not paused) is removed, so it cannot
+        pass this run's first gate or abort it at its first pass. A resumed run keeps the marks
+        given while it was away, and does not call this."""
+        state = self.load()
+        marks = (state or {}).get("annotations") or {}
+        stale = {key: None for key in (n.PROMOTE_ANNOTATION, n.ABORT_ANNOTATION) if key in marks}
+        if stale:
+            self.core.patch_namespaced_config_map(self.name, self.namespace, {"metadata": {"annotations": stale}})
+
     # --- the lock -----------------------------------------------------------------------------
 
     def lock(self) -> None:
