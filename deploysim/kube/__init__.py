@@ -115,9 +115,8 @@ def secret_reader(api: Any, namespace: str) -> Callable[[str, str], str]:
 
 def api_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     """A client for the named context, after checking that the kubeconfig has it."""
-    from kubernetes import config
-
     import yaml
+    from kubernetes import config
 
     where = kubeconfig or "$KUBECONFIG / ~/.kube/config"
     # a damaged file (not YAML, no contexts, a context naming a missing user) is a ClusterError
