@@ -376,7 +376,7 @@ def test_promoted_releases_survive_later_status_writes_and_stay_bounded(cluster:
     first = ClusterStore(api, "shop", "checkout", "run-1", "rolling")
     first.save({"phase": "Healthy"})
     keep_release(api, "shop", "checkout", {"digest": D, "image": IMAGE_D, "run": "run-1", "environment": "staging"})
-    # a later run of another digest: its status writes replace the ConfigMap's data whole
+    # a later run of another digest: its status writes patch only their own keys
     later = ClusterStore(api, "shop", "checkout", "run-2", "rolling")
     assert later.load() is not None
     later.save({"phase": "Progressing", "step": 1})

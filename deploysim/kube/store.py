@@ -19,7 +19,7 @@ over once it has expired. A run that finds its lease taken stops before it obser
 The ConfigMap also keeps the releases of the namespace (``releases``: digest, image, run,
 finished at, environment, outcome, exit code, overridden; the latest :data:`KEPT_RELEASES`),
 written once a run is promoted, or once a run of a digest changed the cluster and did not
-promote (:func:`keep_release`), and left as it is by every later status write (a merge patch of the status keys alone), so a
+promote (:func:`keep_release`), and left as it is by every later status write (a strategic merge patch of the status keys alone), so a
 later run does not erase the evidence a gated environment reads
 (:func:`read_releases`, :mod:`deploysim.release`).
 """
@@ -107,7 +107,7 @@ class ClusterStore:
         text = json.dumps({**data, "saved": [steady, int(self.saved["elapsed"] // 5)]}, sort_keys=True,
                           default=str)
         if text != self._last:
-            # a merge patch of this run's own keys: a key written beside them (the releases a run
+            # a (strategic merge) patch of this run's own keys: a key written beside them (the releases a run
             # kept between this run's load and this write) stays as it is
             patch = {"metadata": {"annotations": {n.RUN_ANNOTATION: self.run_id}}, "data": data}
             try:
