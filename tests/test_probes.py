@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import pytest
+import simcapture
 
 from deploysim.errors import ScenarioError
 from deploysim.rules.probes import (
@@ -27,8 +28,9 @@ from deploysim.rules.probes import (
     with_silent_endpoints,
 )
 from deploysim.scenario import load_scenario
-from deploysim.sim import engine, rehearse
-from deploysim.sim.world import SimWorld
+from deploysim.sim import rehearse
+
+world = simcapture.world  # the fixture: the world of the last rehearsal
 
 REPLICAS, RPS = 10, 300.0
 
@@ -43,22 +45,6 @@ def _scenario(*overrides: str, **pod: Any):
         "candidate": {"image": "web:1.1.0", "error_rate": 0.001},
         "strategy": {"kind": "rolling", "max_surge": 1, "max_unavailable": 1, "background_analysis": False},
     }, overrides=list(overrides))
-
-
-class Capture(SimWorld):
-    """The world of the last rehearsal, for what the record does not keep (each pod, restarts)."""
-
-    last: SimWorld | None = None
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        Capture.last = self
-
-
-@pytest.fixture
-def world(monkeypatch):
-    monkeypatch.setattr(engine, "SimWorld", Capture)
-    return lambda: Capture.last
 
 
 # --- the rules ---------------------------------------------------------------------------

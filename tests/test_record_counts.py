@@ -8,6 +8,7 @@ from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
+import simcapture
 from kubernetes import client
 
 from deploysim.kube.restarts import note_restarts, pod_restart_counts, restarts_between
@@ -15,26 +16,11 @@ from deploysim.kube.world import KubeWorld
 from deploysim.plan import Plan, RollingUpdate
 from deploysim.record import SUMMARY_KEYS, Samples, StateSample, TrafficBin, summarize
 from deploysim.scenario import load_scenario
-from deploysim.sim import engine, rehearse
-from deploysim.sim.world import SimWorld
+from deploysim.sim import rehearse
+
+world = simcapture.world  # the fixture: the world of the last rehearsal
 
 REPLICAS, RPS, LAG = 10, 300.0, 3.0
-
-
-class Capture(SimWorld):
-    """The world of the last rehearsal, for the counts the record does not keep."""
-
-    last: SimWorld | None = None
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        Capture.last = self
-
-
-@pytest.fixture
-def world(monkeypatch):
-    monkeypatch.setattr(engine, "SimWorld", Capture)
-    return lambda: Capture.last
 
 
 def _rolling(*overrides: str, seed: int = 5, **pod: Any):
