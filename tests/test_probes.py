@@ -8,7 +8,6 @@ The rules follow kubernetes/kubernetes pkg/kubelet/prober (``worker.doProbe``,
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 import simcapture
@@ -31,20 +30,8 @@ from deploysim.scenario import load_scenario
 from deploysim.sim import rehearse
 
 world = simcapture.world  # the fixture: the world of the last rehearsal
-
-REPLICAS, RPS = 10, 300.0
-
-
-def _scenario(*overrides: str, **pod: Any):
-    """A rolling update of a healthy candidate under constant traffic; pods start in 20 s."""
-    return load_scenario(data={
-        "service": "web", "replicas": REPLICAS, "duration": "15m", "start_at": "1m", "seed": 5,
-        "traffic": {"rps": RPS, "shape": "constant"},
-        "pod": {"startup": "20s", "startup_jitter": 0, "termination": "5s", "capacity_rps": 100, **pod},
-        "stable": {"image": "web:1.0.0", "error_rate": 0.001},
-        "candidate": {"image": "web:1.1.0", "error_rate": 0.001},
-        "strategy": {"kind": "rolling", "max_surge": 1, "max_unavailable": 1, "background_analysis": False},
-    }, overrides=list(overrides))
+_scenario = simcapture.rolling_scenario
+REPLICAS, RPS = simcapture.REPLICAS, simcapture.RPS
 
 
 # --- the rules ---------------------------------------------------------------------------

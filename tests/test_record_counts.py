@@ -19,20 +19,10 @@ from deploysim.scenario import load_scenario
 from deploysim.sim import rehearse
 
 world = simcapture.world  # the fixture: the world of the last rehearsal
+_rolling = simcapture.rolling_scenario
+REPLICAS, RPS = simcapture.REPLICAS, simcapture.RPS
 
-REPLICAS, RPS, LAG = 10, 300.0, 3.0
-
-
-def _rolling(*overrides: str, seed: int = 5, **pod: Any):
-    """A rolling update of a healthy candidate under constant traffic (as tests/test_probes.py)."""
-    return load_scenario(data={
-        "service": "web", "replicas": REPLICAS, "duration": "15m", "start_at": "1m", "seed": seed,
-        "traffic": {"rps": RPS, "shape": "constant"},
-        "pod": {"startup": "20s", "startup_jitter": 0, "termination": "5s", "capacity_rps": 100, **pod},
-        "stable": {"image": "web:1.0.0", "error_rate": 0.001},
-        "candidate": {"image": "web:1.1.0", "error_rate": 0.001},
-        "strategy": {"kind": "rolling", "max_surge": 1, "max_unavailable": 1, "background_analysis": False},
-    }, overrides=list(overrides))
+LAG = 3.0
 
 
 def _lagged(pre_stop: float | None = None, **pod: Any):
